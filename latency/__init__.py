@@ -1,0 +1,1 @@
+"""stemstream's latency package."""

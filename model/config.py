@@ -1,0 +1,117 @@
+"""The separator's configuration: one frozen dataclass, saved as JSON beside the weights."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+TEMPORAL_MODELS = ("lstm", "conv", "none", "bilstm")
+OUTPUT_MODES = ("mask", "waveform")
+
+
+@dataclass(frozen=True)
+class SeparatorConfig:
+    """Hyper-parameters of :class:`model.RQVAESeparator`.
+
+    The model is mono: a multichannel signal is separated channel by channel (channels are
+    folded into the batch), so one set of weights serves mono and stereo alike.
+
+    Attributes:
+        sample_rate_hz: the model's own rate; audio at other rates is resampled by callers.
+        stems: names of the stems the model emits, in output order.
+        channels: feature channels per encoder level, e.g. ``(32, 64, 128)``.
+        strides: downsampling per encoder level; their product is the frame size.
+        kernel_factor: each strided conv has kernel ``kernel_factor * stride`` (>= 1).
+        residual_dilations: dilations of the residual units run at every level.
+        residual_kernel: kernel size of the residual units.
+        temporal: latent temporal model: ``lstm`` (causal), ``conv`` (causal dilated convs),
+            ``none``, or ``bilstm`` (the paper's non-causal arrangement, offline only).
+        temporal_layers: number of recurrent layers (or conv units for ``conv``).
+        causal: ``False`` gives the paper's symmetric padding (offline only, for comparison).
+        output: ``mask`` (masks over the first level's learned basis, decoded by a shared
+            synthesis layer) or ``waveform`` (one waveform per stem straight from the decoder).
+        n_q: number of residual quantizers.
+        codebook_size: codes per quantizer.
+        codebook_dim: dimension of a code (latent projected to it when it differs).
+        quantizer_dropout: probability of training with a random number of quantizers.
+        dead_code_threshold: a code whose usage EMA falls below this is restarted.
+    """
+
+    sample_rate_hz: int = 22050
+    stems: tuple[str, ...] = ("bass", "drums", "guitar", "piano")
+    channels: tuple[int, ...] = (32, 64, 128)
+    strides: tuple[int, ...] = (8, 4, 4)
+    kernel_factor: int = 2
+    residual_dilations: tuple[int, ...] = (1,)
+    residual_kernel: int = 3
+    temporal: str = "lstm"
+    temporal_layers: int = 1
+    causal: bool = True
+    output: str = "mask"
+    n_q: int = 8
+    codebook_size: int = 1024
+    codebook_dim: int = 64
+    quantizer_dropout: float = 0.5
+    dead_code_threshold: float = 0.01
+
+    def __post_init__(self) -> None:
+        for name in ("stems", "channels", "strides", "residual_dilations"):
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+        problems = []
+        if self.sample_rate_hz <= 0:
+            problems.append(f"sample_rate_hz must be positive, got {self.sample_rate_hz}")
+        if not self.stems or len(set(self.stems)) != len(self.stems):
+            problems.append(f"stems must be distinct names, got {self.stems}")
+        if len(self.channels) != len(self.strides) or not self.strides:
+            problems.append(
+                f"channels {self.channels} and strides {self.strides} need the same, non-zero length")
+        if any(s < 1 for s in self.strides) or self.kernel_factor < 1:
+            problems.append("strides and kernel_factor must be >= 1")
+        if self.temporal not in TEMPORAL_MODELS:
+            problems.append(f"temporal must be one of {TEMPORAL_MODELS}, got {self.temporal!r}")
+        if self.temporal == "bilstm" and self.causal:
+            problems.append("temporal='bilstm' is non-causal: set causal=False with it")
+        if self.output not in OUTPUT_MODES:
+            problems.append(f"output must be one of {OUTPUT_MODES}, got {self.output!r}")
+        if self.n_q < 1 or self.codebook_size < 2 or self.codebook_dim < 1:
+            problems.append("n_q >= 1, codebook_size >= 2 and codebook_dim >= 1 are required")
+        if problems:
+            raise ValueError("invalid SeparatorConfig: " + "; ".join(problems))
+
+    @property
+    def frame_size(self) -> int:
+        """Samples per latent frame (product of the strides): the streaming step."""
+        return math.prod(self.strides)
+
+    @property
+    def latency_samples(self) -> int:
+        """Algorithmic latency at the model's rate: a frame must be complete before it runs."""
+        return self.frame_size - 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "SeparatorConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown SeparatorConfig fields {unknown}; known fields: {sorted(known)}")
+        return cls(**data)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> "SeparatorConfig":
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+def musdb_config(**overrides: Any) -> SeparatorConfig:
+    """The default configuration with MUSDB18's stems (vocals, drums, bass, other)."""
+    return SeparatorConfig(**{"stems": ("vocals", "drums", "bass", "other"), **overrides})
+
+

@@ -1,0 +1,96 @@
+"""The causal RQ-VAE separator network (after arXiv 2408.07020, made causal)."""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .blocks import CausalConvStack, DecoderLevel, EncoderLevel
+from .config import SeparatorConfig
+from .rvq import ResidualVectorQuantizer
+from .streaming import CausalConv1d, CausalConvTranspose1d, StreamingLSTM
+
+
+class SeparatorOutput(NamedTuple):
+    """``stems [B, S, T]``, ``codes [B, n_q, T / frame]`` and the quantizer's loss terms."""
+
+    stems: torch.Tensor
+    codes: torch.Tensor
+    commitment_loss: torch.Tensor
+    codebook_loss: torch.Tensor
+
+
+class RQVAESeparator(nn.Module):
+    """Mono mixture ``[B, 1, T]`` -> stems ``[B, S, T]`` (``T`` a multiple of the frame size).
+
+    Encoder: one :class:`EncoderLevel` per stride (strided causal conv + residual units).
+    Latent: a causal temporal model, then the residual vector quantizer. Decoder: causal
+    transposed convs mirroring the encoder, each adding the matching encoder level's output
+    (U-Net skips). Output head: with ``output="mask"``, one sigmoid mask per stem over the
+    first level's learned basis (the first strided conv's output), each masked basis decoded
+    by its stem's synthesis transposed conv (one grouped conv); with ``output="waveform"``, a transposed conv emitting one
+    waveform per stem.
+    """
+
+    def __init__(self, config: SeparatorConfig) -> None:
+        super().__init__()
+        self.config = config
+        c, causal = config, config.causal
+        ins = (1,) + c.channels[:-1]
+        self.encoder = nn.ModuleList(
+            EncoderLevel(i, o, s, c.kernel_factor, c.residual_dilations, c.residual_kernel, causal)
+            for i, o, s in zip(ins, c.channels, c.strides))
+        top = c.channels[-1]
+        if c.temporal in ("lstm", "bilstm"):
+            self.temporal = StreamingLSTM(top, c.temporal_layers, bidirectional=c.temporal == "bilstm")
+        elif c.temporal == "conv":
+            self.temporal = CausalConvStack(top, c.temporal_layers, c.residual_kernel)
+        else:
+            self.temporal = nn.Identity()
+        self.quantizer = ResidualVectorQuantizer(top, c.n_q, c.codebook_size, c.codebook_dim,
+                                                 c.quantizer_dropout, c.dead_code_threshold)
+        # decoder levels run from the top down to level 1; level 0's skip is the output head's
+        self.decoder = nn.ModuleList(
+            DecoderLevel(c.channels[k], c.channels[k - 1], c.strides[k], c.kernel_factor,
+                         c.residual_dilations, c.residual_kernel, causal)
+            for k in range(len(c.strides) - 1, 0, -1))
+        n_stems, base, s0 = len(c.stems), c.channels[0], c.strides[0]
+        if c.output == "mask":
+            self.mask = CausalConv1d(base, n_stems * base, 1, causal=causal)
+            self.synthesis = CausalConvTranspose1d(n_stems * base, n_stems, c.kernel_factor * s0, s0,
+                                                   causal=causal, groups=n_stems)
+        else:
+            self.head = CausalConvTranspose1d(base, n_stems, c.kernel_factor * s0, s0, causal=causal)
+
+    @property
+    def frame_size(self) -> int:
+        return self.config.frame_size
+
+    def forward(self, mixture: torch.Tensor, n_q: int | None = None) -> SeparatorOutput:
+        """Separate ``mixture [B, 1, T]`` into ``[B, S, T]`` using the first ``n_q`` quantizers."""
+        if mixture.dim() != 3 or mixture.shape[1] != 1:
+            raise ValueError(f"expected a mono batch [B, 1, T], got shape {tuple(mixture.shape)}")
+        if mixture.shape[-1] % self.frame_size:
+            raise ValueError(f"length {mixture.shape[-1]} is not a multiple of the frame size {self.frame_size}")
+        basis = self.encoder[0].down(mixture)
+        skips = [self.encoder[0].units(basis)]
+        for level in self.encoder[1:]:
+            skips.append(level(skips[-1]))
+        latent = self.temporal(skips[-1])
+        q = self.quantizer(latent, n_q)
+        x = q.quantized
+        for level, skip in zip(self.decoder, reversed(skips[:-1])):
+            x = level(x, skip)
+        b, n_stems = mixture.shape[0], len(self.config.stems)
+        if self.config.output == "mask":
+            masks = torch.sigmoid(self.mask(F.elu(x)))  # [B, S * C0, T0]
+            masked = masks.view(b, n_stems, basis.shape[1], -1) * basis.unsqueeze(1)
+            stems = self.synthesis(masked.flatten(1, 2))
+        else:
+            stems = self.head(F.elu(x))
+        return SeparatorOutput(stems, q.codes, q.commitment_loss, q.codebook_loss)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())

@@ -1,0 +1,1 @@
+"""stemstream's plugin_host package."""

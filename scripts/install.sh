@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Install stemstream and everything it needs on a fresh Debian machine (run as root or with sudo).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+if ! dpkg -s libportaudio2 jackd2 ffmpeg fluidsynth fluid-soundfont-gm timgm6mb-soundfont libsndfile1 >/dev/null 2>&1; then
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends \
+    libportaudio2 jackd2 ffmpeg fluidsynth fluid-soundfont-gm timgm6mb-soundfont libsndfile1
+fi
+# the CPU build of torch (a bare requirement would pull a multi-GB CUDA build)
+python3 -m pip install -q "torch==2.13.0"
+python3 -m pip install -q -e ".[test]"
