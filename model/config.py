@@ -87,9 +87,16 @@ class SeparatorConfig:
         return math.prod(self.strides)
 
     @property
+    def output_delay_samples(self) -> int:
+        """How far the network's output lags its input: the first level's analysis/synthesis
+        overlap (``(kernel_factor - 1) * strides[0]``); training targets are delayed by it."""
+        return (self.kernel_factor - 1) * self.strides[0]
+
+    @property
     def latency_samples(self) -> int:
-        """Algorithmic latency at the model's rate: a frame must be complete before it runs."""
-        return self.frame_size - 1
+        """Algorithmic latency at the model's rate: a frame must be complete before it runs
+        (``frame_size - 1``), plus the output delay of the first level's overlap-add."""
+        return self.frame_size - 1 + self.output_delay_samples
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -16,8 +16,9 @@ class StreamingSeparator:
     """Runs an :class:`RQVAESeparator` causally, block by block.
 
     ``process(block [C, T]) -> [S, C, T]`` for any ``T >= 0``: input is buffered into whole
-    frames and the stems come out delayed by exactly ``latency_samples`` (``frame_size - 1``:
-    the last sample of a frame is needed before the frame runs). Channels are separated
+    frames and the stems come out delayed by exactly ``latency_samples``: ``frame_size - 1``
+    (the last sample of a frame is needed before the frame runs) plus the network's own
+    ``output_delay_samples`` (the overlap of its first level's analysis and synthesis). Channels are separated
     independently (folded into the model's batch). ``separate(audio [C, T])`` runs a whole
     signal from a reset state and returns ``[S, C, T]`` aligned with the input.
 
@@ -63,7 +64,8 @@ class StreamingSeparator:
 
     def _reset_buffers(self, channels: int) -> None:
         self._pending = np.zeros((channels, 0), np.float32)
-        self._queue = np.zeros((len(self.stems), channels, self.latency_samples), np.float32)
+        # the network lags by output_delay_samples by itself; the queue adds the frame wait
+        self._queue = np.zeros((len(self.stems), channels, self.frame_size - 1), np.float32)
 
     def _bind_channels(self, channels: int) -> None:
         if channels == self.channels:
@@ -140,7 +142,8 @@ class StreamingSeparator:
         self.reset()
         channels, n = x.shape
         self._bind_channels(channels)
-        padded_n = -(-n // self.frame_size) * self.frame_size
+        delay = self.config.output_delay_samples
+        padded_n = -(-(n + delay) // self.frame_size) * self.frame_size
         padded = np.zeros((channels, padded_n), np.float32)
         padded[:, :n] = x
         chunk = _OFFLINE_CHUNK_FRAMES * self.frame_size
@@ -151,7 +154,7 @@ class StreamingSeparator:
         nonfinite = self.nonfinite_samples
         self.reset()
         self.nonfinite_samples = nonfinite
-        return out[:, :, :n]
+        return out[:, :, delay:delay + n]
 
     def stem_index(self, name: str) -> int:
         """Position of stem ``name`` in the output; a clear error lists the model's stems."""

@@ -73,6 +73,9 @@ class ResidualVectorQuantizer(nn.Module):
         self.codebooks = nn.Parameter(torch.randn(n_q, codebook_size, codebook_dim) / codebook_dim ** 0.5)
         self.register_buffer("initialized", torch.tensor(False))
         self.register_buffer("usage", torch.ones(n_q, codebook_size))
+        # same seed on every rank: under DDP all ranks drop the same quantizers (their
+        # dead-code restarts are collective, so they must run the same number of stages)
+        self._dropout_rng = torch.Generator().manual_seed(0)
         self._norms_key: tuple[int, int] | None = None
         self._norms = torch.zeros(0)
 
@@ -90,8 +93,8 @@ class ResidualVectorQuantizer(nn.Module):
         if self.training:
             if not bool(self.initialized):
                 self._kmeans_init(flat.detach())
-            if self.quantizer_dropout > 0 and torch.rand(()) < self.quantizer_dropout:
-                n_q = int(torch.randint(1, n_q + 1, ()))
+            if self.quantizer_dropout > 0 and torch.rand((), generator=self._dropout_rng) < self.quantizer_dropout:
+                n_q = int(torch.randint(1, n_q + 1, (), generator=self._dropout_rng))
         residual = flat
         total = torch.zeros_like(flat)
         codes = []

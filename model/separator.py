@@ -1,6 +1,7 @@
 """The causal RQ-VAE separator network (after arXiv 2408.07020, made causal)."""
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import torch
@@ -13,6 +14,25 @@ from .rvq import ResidualVectorQuantizer
 from .streaming import CausalConv1d, CausalConvTranspose1d, StreamingLSTM
 
 
+def _windowed_dft_basis(kernel: int, channels: int) -> torch.Tensor:
+    """``[channels, kernel]`` rows of an orthonormal real DFT basis times a sqrt-Hann window.
+
+    Rows repeat (scaled by ``1/sqrt(repeats)``) when ``channels > kernel``, so with a hop of
+    ``kernel / 2`` analysis followed by the transposed synthesis reconstructs exactly.
+    """
+    n = torch.arange(kernel, dtype=torch.float64)
+    rows = [torch.full((kernel,), 1.0 / math.sqrt(kernel), dtype=torch.float64)]
+    for k in range(1, (kernel + 1) // 2):
+        rows.append(math.sqrt(2.0 / kernel) * torch.cos(2 * math.pi * k * n / kernel))
+        rows.append(math.sqrt(2.0 / kernel) * torch.sin(2 * math.pi * k * n / kernel))
+    if kernel % 2 == 0:
+        rows.append(torch.cos(math.pi * n) / math.sqrt(kernel))
+    basis = torch.stack(rows) * torch.sqrt(torch.hann_window(kernel, periodic=True, dtype=torch.float64))
+    repeats = -(-channels // kernel)
+    basis = basis.repeat(repeats, 1)[:channels] / math.sqrt(repeats)
+    return basis.float()
+
+
 class SeparatorOutput(NamedTuple):
     """``stems [B, S, T]``, ``codes [B, n_q, T / frame]`` and the quantizer's loss terms."""
 
@@ -23,7 +43,8 @@ class SeparatorOutput(NamedTuple):
 
 
 class RQVAESeparator(nn.Module):
-    """Mono mixture ``[B, 1, T]`` -> stems ``[B, S, T]`` (``T`` a multiple of the frame size).
+    """Mono mixture ``[B, 1, T]`` -> stems ``[B, S, T]`` (``T`` a multiple of the frame size),
+    lagging the input by ``config.output_delay_samples``.
 
     Encoder: one :class:`EncoderLevel` per stride (strided causal conv + residual units).
     Latent: a causal temporal model, then the residual vector quantizer. Decoder: causal
@@ -63,7 +84,24 @@ class RQVAESeparator(nn.Module):
                                                    causal=causal, groups=n_stems)
         else:
             self.head = CausalConvTranspose1d(base, n_stems, c.kernel_factor * s0, s0, causal=causal)
+        self._init_filterbank()
 
+    @torch.no_grad()
+    def _init_filterbank(self) -> None:
+        """Start the first level as a tight frame (windowed real DFT) and, in mask mode, each
+        stem's synthesis as its inverse with near-constant masks of 0.5, so an untrained
+        model outputs half the mixture (delayed by ``output_delay_samples``) in every stem:
+        the mixture's own score, from which training improves, instead of noise."""
+        analysis = self.encoder[0].down.conv
+        channels, _, kernel = analysis.weight.shape
+        basis = _windowed_dft_basis(kernel, channels)
+        analysis.weight.copy_(basis.unsqueeze(1))
+        analysis.bias.zero_()
+        if self.config.output == "mask":
+            self.synthesis.conv.weight.copy_(basis.repeat(len(self.config.stems), 1).unsqueeze(1))
+            self.synthesis.conv.bias.zero_()
+            self.mask.conv.weight.mul_(0.01)
+            self.mask.conv.bias.zero_()
     @property
     def frame_size(self) -> int:
         return self.config.frame_size

@@ -39,16 +39,17 @@ def test_streaming_equals_offline(cfg, blocks, rng):
     net = model.RQVAESeparator(cfg).eval()
     x = (0.3 * rng.standard_normal((2, 3000))).astype(np.float32)
     n = x.shape[1]
-    padded = np.pad(x, ((0, 0), (0, -n % cfg.frame_size)))
-    with torch.no_grad():
-        offline = net(torch.from_numpy(padded).unsqueeze(1)).stems.transpose(0, 1).numpy()[..., :n]
+    delay = cfg.output_delay_samples
+    padded = np.pad(x, ((0, 0), (0, -(n + delay) % cfg.frame_size + delay)))
+    with torch.no_grad():  # the network lags by its output delay: align it with the input
+        offline = net(torch.from_numpy(padded).unsqueeze(1)).stems.transpose(0, 1).numpy()[..., delay:delay + n]
     rt = model.StreamingSeparator(net)
-    assert rt.latency_samples == cfg.frame_size - 1
+    assert rt.latency_samples == cfg.frame_size - 1 + delay
     assert rel_err(rt.separate(x), offline) < 1e-5
     streamed = feed(rt, x, blocks)
     assert streamed.shape == (len(cfg.stems), 2, n)
     lat = rt.latency_samples
-    assert np.all(streamed[..., :lat] == 0)
+    assert np.all(streamed[..., :cfg.frame_size - 1] == 0)  # nothing before the first frame ran
     assert rel_err(streamed[..., lat:], offline[..., :n - lat]) < 1e-5
 
 
@@ -98,7 +99,7 @@ def test_causality(small_model, rng, t):
     a = feed(rt, x, [37])
     rt.reset()
     b = feed(rt, y, [37])
-    cut = t // rt.frame_size * rt.frame_size + rt.latency_samples
+    cut = t // rt.frame_size * rt.frame_size + rt.latency_samples - rt.config.output_delay_samples
     assert cut <= t + rt.latency_samples
     np.testing.assert_array_equal(a[..., :cut], b[..., :cut])
     assert not np.allclose(a[..., cut:cut + rt.frame_size], b[..., cut:cut + rt.frame_size])
@@ -109,8 +110,9 @@ def test_offline_separation_is_causal(small_model, rng):
     rt = model.StreamingSeparator(small_model)
     x = (0.3 * rng.standard_normal((1, 2048))).astype(np.float32)
     y = x.copy()
-    y[:, 1024:] = 0.0  # a frame boundary
-    np.testing.assert_allclose(rt.separate(x)[..., :1024], rt.separate(y)[..., :1024], rtol=0, atol=1e-6)
+    y[:, 1024:] = 0.0  # a frame boundary; aligned output may use the output delay's samples
+    end = 1024 - rt.config.output_delay_samples
+    np.testing.assert_allclose(rt.separate(x)[..., :end], rt.separate(y)[..., :end], rtol=0, atol=1e-6)
 
 
 def test_reset_restores_initial_state(small_model, rng):

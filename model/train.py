@@ -1,0 +1,253 @@
+"""Training the separator: losses and RVQ procedures, EMA, validation, checkpoints, resume, DDP."""
+from __future__ import annotations
+
+import copy
+import csv
+import dataclasses
+import json
+import math
+import os
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from tqdm import tqdm
+
+from .checkpoint import save_separator
+from .config import SeparatorConfig, musdb_config
+from .data.cache import cached_track
+from .data.musdb import list_musdb, read_musdb
+from .data.track import Track
+from .augment import RemixSampler
+from .losses import SeparationLoss
+from .metrics import windowed_si_sdri
+from .separator import RQVAESeparator
+
+PRESETS = {"slakh4": SeparatorConfig, "musdb4": musdb_config}
+CHECKPOINT_FILE = "checkpoint.pt"
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Everything a training run needs; saved in the checkpoint (``--resume`` reuses it)."""
+
+    data: str
+    format: str
+    out: str
+    config: str = "musdb4"
+    steps: int = 20000
+    batch_size: int = 8
+    segment_s: float = 2.0
+    lr: float = 1e-3
+    warmup_steps: int = 200
+    grad_clip: float = 5.0
+    ema_decay: float = 0.999
+    valid_tracks: int = 8
+    valid_every: int = 500
+    checkpoint_every: int = 200
+    seed: int = 0
+    threads: int = 2
+    remix_prob: float = 0.5
+
+
+def model_config(spec: str) -> SeparatorConfig:
+    """A preset name (``slakh4``, ``musdb4``) or a path to a SeparatorConfig JSON file."""
+    if spec in PRESETS:
+        return PRESETS[spec]()
+    path = Path(spec)
+    if not path.is_file():
+        raise FileNotFoundError(f"--config {spec!r} is neither a preset ({', '.join(PRESETS)}) nor a JSON file")
+    return SeparatorConfig.load(path)
+
+
+def load_tracks(directory: str, fmt: str, sample_rate_hz: int) -> list[Track]:
+    """Every track of ``directory`` in layout ``fmt`` at ``sample_rate_hz``, stereo, sorted by name."""
+    if fmt == "musdb":  # decoding with ffmpeg is slow: decode once, then read the cache
+        tracks = [cached_track(f, sample_rate_hz, 2, read_musdb) for f in list_musdb(directory)]
+    else:
+        from .data import read_tracks
+        tracks = read_tracks(directory, fmt, sample_rate_hz, 2)
+    return sorted(tracks, key=lambda t: t.name)
+
+
+def split_tracks(tracks: list[Track], n_valid: int) -> tuple[list[Track], list[Track]]:
+    """Hold out every k-th track (deterministic by name) for validation."""
+    if n_valid <= 0:
+        return tracks, []
+    if n_valid >= len(tracks):
+        raise ValueError(f"{len(tracks)} tracks cannot give {n_valid} validation tracks and a training set")
+    step = len(tracks) / n_valid
+    valid_idx = {int(i * step + step / 2) for i in range(n_valid)}
+    return ([t for i, t in enumerate(tracks) if i not in valid_idx],
+            [t for i, t in enumerate(tracks) if i in valid_idx])
+
+
+@torch.no_grad()
+def validate(net: RQVAESeparator, tracks: list[Track]) -> dict[str, float]:
+    """Mean windowed SI-SDRi per stem (and ``mean``) over ``tracks``, channels as mono tracks.
+
+    The mixture is the sum of the model's stems (reference stems it lacks stay in it, as do
+    the track's other sources: mixture - sum(all stems)).
+    """
+    net.eval()
+    stems = net.config.stems
+    rows = []
+    for track in tracks:
+        refs = np.stack([track.stems.get(s, np.zeros_like(track.mixture)) for s in stems])  # [S, C, T]
+        n = track.num_samples - track.num_samples % net.frame_size
+        delay = net.config.output_delay_samples
+        mix = torch.from_numpy(np.ascontiguousarray(track.mixture[:, :n])).unsqueeze(1)
+        device = next(net.parameters()).device
+        est = net(mix.to(device)).stems.float().cpu().numpy()[..., delay:]  # [C, S, n - delay]
+        m = n - delay
+        for c in range(track.mixture.shape[0]):
+            rows.append(windowed_si_sdri(est[c], refs[:, c, :m], track.mixture[c, :m], net.config.sample_rate_hz))
+    scores = np.concatenate(rows) if rows else np.zeros((0, len(stems)))
+    per_stem = {s: float(np.nanmean(scores[:, i])) if np.isfinite(scores[:, i]).any() else float("nan")
+                for i, s in enumerate(stems)}
+    per_stem["mean"] = float(np.nanmean(list(per_stem.values())))
+    return per_stem
+
+
+class Trainer:
+    """One training run (a rank of it under ``torchrun``)."""
+
+    def __init__(self, settings: TrainSettings, resume: bool) -> None:
+        self.out = Path(settings.out)
+        ckpt_path = self.out / CHECKPOINT_FILE
+        state = None
+        if resume:
+            if not ckpt_path.is_file():
+                raise FileNotFoundError(f"--resume: no {ckpt_path}; start without --resume")
+            state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+            settings = TrainSettings(**{**state["settings"], "steps": settings.steps})
+        self.settings = s = settings
+        self.world = int(os.environ.get("WORLD_SIZE", "1"))
+        self.rank = int(os.environ.get("RANK", "0"))
+        self.device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}" if torch.cuda.is_available() else "cpu")
+        if self.world > 1 and not dist.is_initialized():
+            dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
+        torch.set_num_threads(s.threads)
+        torch.manual_seed(s.seed)
+        random.seed(s.seed)
+        self.config = SeparatorConfig.from_dict(state["config"]) if state else model_config(s.config)
+        self.net = RQVAESeparator(self.config).to(self.device)
+        self.ema = copy.deepcopy(self.net).eval()
+        self.opt = torch.optim.AdamW(self.net.parameters(), lr=s.lr, betas=(0.8, 0.99), weight_decay=1e-4)
+        self.step = 0
+        if state:
+            self.net.load_state_dict(state["model"])
+            self.ema.load_state_dict(state["ema"])
+            self.opt.load_state_dict(state["optimizer"])
+            self.step = state["step"]
+        self.loss = SeparationLoss(self.config.sample_rate_hz).to(self.device)
+        tracks = load_tracks(s.data, s.format, self.config.sample_rate_hz)
+        self.train_tracks, self.valid_tracks = split_tracks(tracks, s.valid_tracks)
+        segment = int(s.segment_s * self.config.sample_rate_hz) // self.config.frame_size * self.config.frame_size
+        # each rank (and each resume) draws its own examples, reproducibly from the seed and step
+        self.sampler = RemixSampler(self.train_tracks, self.config.stems, segment,
+                                    seed=s.seed * 1_000_003 + self.rank * 7919 + self.step, remix_prob=s.remix_prob)
+        self.model = self.net
+        if self.world > 1:
+            self.model = torch.nn.parallel.DistributedDataParallel(
+                self.net, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                find_unused_parameters=True)
+        if self.rank == 0:
+            self.out.mkdir(parents=True, exist_ok=True)
+            (self.out / "settings.json").write_text(json.dumps(dataclasses.asdict(s), indent=2) + "\n")
+            (self.out / "valid_tracks.txt").write_text("".join(t.name + "\n" for t in self.valid_tracks))
+
+    def lr_at(self, step: int) -> float:
+        s = self.settings
+        warm = min(1.0, (step + 1) / max(s.warmup_steps, 1))
+        progress = min(1.0, step / max(s.steps, 1))
+        return s.lr * warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+    def train_step(self) -> dict[str, float]:
+        s = self.settings
+        self.net.train()
+        batch = torch.from_numpy(self.sampler.batch(s.batch_size)).to(self.device)  # [B, S, L]
+        mixture = batch.sum(1, keepdim=True)
+        for group in self.opt.param_groups:
+            group["lr"] = self.lr_at(self.step)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):
+            out = self.model(mixture)
+        delay = self.config.output_delay_samples  # the network's output lags its input
+        estimate = out.stems.float()[..., delay:]
+        target = batch[..., :batch.shape[-1] - delay]
+        terms = self.loss(estimate, target, out.commitment_loss.float(), out.codebook_loss.float())
+        self.opt.zero_grad(set_to_none=True)
+        terms.total.backward()
+        torch.nn.utils.clip_grad_norm_(self.net.parameters(), s.grad_clip)
+        self.opt.step()
+        with torch.no_grad():
+            decay = min(s.ema_decay, (1 + self.step) / (10 + self.step))
+            for (name, e), p in zip(self.ema.named_parameters(), self.net.parameters()):
+                if name.endswith("codebooks"):  # restarted codes must not be blended with old ones
+                    e.copy_(p)
+                else:
+                    e.lerp_(p, 1 - decay)
+            for e, b in zip(self.ema.buffers(), self.net.buffers()):
+                e.copy_(b)
+        self.step += 1
+        return {k: float(v) for k, v in terms._asdict().items()}
+
+    def save(self) -> None:
+        """Checkpoint (atomic) and the EMA export ``out/export`` loadable with ``model.load``."""
+        state = {"step": self.step, "settings": dataclasses.asdict(self.settings), "config": self.config.to_dict(),
+                 "model": self.net.state_dict(), "ema": self.ema.state_dict(), "optimizer": self.opt.state_dict()}
+        tmp = self.out / (CHECKPOINT_FILE + ".tmp")
+        torch.save(state, tmp)
+        tmp.replace(self.out / CHECKPOINT_FILE)
+        save_separator(self.ema.cpu(), self.out / "export")
+        self.ema.to(self.device)
+
+    def _log(self, name: str, row: dict[str, float]) -> None:
+        path = self.out / name
+        new = not path.exists()
+        with path.open("a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(row))
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+
+    def run(self) -> dict[str, float]:
+        """Train up to ``settings.steps``; returns the last training losses."""
+        s = self.settings
+        seg_s = self.sampler.segment_samples / self.config.sample_rate_hz
+        last: dict[str, float] = {}
+        bar = tqdm(total=s.steps, initial=self.step, disable=self.rank != 0, dynamic_ncols=True, desc="train")
+        while self.step < s.steps:
+            t0 = time.perf_counter()
+            last = self.train_step()
+            rate = s.batch_size * self.world * seg_s / (time.perf_counter() - t0)
+            bar.update(1)
+            bar.set_postfix(loss=f"{last['total']:.3f}", audio_s_per_s=f"{rate:.1f}")
+            if self.rank != 0:
+                continue
+            self._log("log.csv", {"step": self.step, **last, "audio_s_per_s": rate, "lr": self.lr_at(self.step)})
+            if self.step % s.checkpoint_every == 0 or self.step == s.steps:
+                self.save()
+            if self.valid_tracks and (self.step % s.valid_every == 0 or self.step == s.steps):
+                scores = validate(self.ema, self.valid_tracks)
+                self._log("valid.csv", {"step": self.step, **scores})
+                bar.write(f"step {self.step}: validation SI-SDRi " +
+                          ", ".join(f"{k} {v:.2f} dB" for k, v in scores.items()))
+        bar.close()
+        if self.world > 1:
+            dist.barrier()
+        return last
+
+
+def train(settings: TrainSettings, resume: bool = False) -> dict[str, float]:
+    """Run (or resume) training; returns the last step's loss terms."""
+    trainer = Trainer(settings, resume)
+    try:
+        return trainer.run()
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
