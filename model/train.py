@@ -194,7 +194,7 @@ class Trainer:
             for e, b in zip(self.ema.buffers(), self.net.buffers()):
                 e.copy_(b)
         self.step += 1
-        return {k: float(v) for k, v in terms._asdict().items()}
+        return {k: float(v.detach()) for k, v in terms._asdict().items()}
 
     def save(self) -> None:
         """Checkpoint (atomic) and the EMA export ``out/export`` loadable with ``model.load``."""
