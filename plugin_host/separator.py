@@ -1,0 +1,284 @@
+"""``StemSeparator``: the streaming separator as a pedalboard-style processor, at any sample rate."""
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+import model
+from rt.latency import LatencyBreakdown
+from rt.resample import StreamingResampler
+from rt.resample import warmup as warmup_resampler
+
+from .fifo import SampleFifo
+from .layout import Layout, check_audio, from_planar, to_planar
+
+SEPARATE_CHUNK_SAMPLES = 65536  # host samples per step in separate(); bounds memory, not results
+
+
+def check_sample_rate(sample_rate: float) -> int:
+    """``sample_rate`` as an int number of Hz; a clear error for anything else."""
+    try:
+        rate = float(sample_rate)
+    except (TypeError, ValueError):
+        raise TypeError(f"sample_rate must be a number of Hz, got {sample_rate!r}") from None
+    if not math.isfinite(rate) or rate <= 0 or rate != round(rate):
+        raise ValueError(f"sample_rate must be a positive whole number of Hz (e.g. 44100), got {sample_rate!r}")
+    return int(round(rate))
+
+
+def check_buffer_size(buffer_size: int) -> int:
+    if int(buffer_size) != buffer_size or buffer_size < 1:
+        raise ValueError(f"buffer_size must be a positive integer number of samples, got {buffer_size!r}")
+    return int(buffer_size)
+
+
+def latency_breakdown(runtime: model.StreamingSeparator, host_rate_hz: int) -> LatencyBreakdown:
+    """Delay from input to output of ``runtime`` run at ``host_rate_hz``, in host samples, by part."""
+    to_host = host_rate_hz / runtime.sample_rate_hz
+    resampling = host_rate_hz != runtime.sample_rate_hz
+    rs_in = StreamingResampler(host_rate_hz, runtime.sample_rate_hz, 1).delay_samples if resampling else 0.0
+    rs_out = StreamingResampler(runtime.sample_rate_hz, host_rate_hz, 1).delay_samples if resampling else 0.0
+    return LatencyBreakdown(host_rate_hz=host_rate_hz, host_input_samples=0.0, host_output_samples=0.0,
+                            ring_prefill_samples=0, resampler_in_samples=rs_in * to_host,
+                            model_samples=runtime.latency_samples * to_host, resampler_out_samples=rs_out)
+
+
+class _RateStream:
+    """Host-rate stream ``[C, n] -> [K, C, n]``: resample, separate, weight stems, resample back.
+
+    ``weights [K, S]`` turn the model's ``S`` stems into ``K`` outputs (one weighted mix, or every
+    stem). The output is delayed by the pipeline's delay; every call returns exactly ``n`` samples
+    (the resamplers emit ``ceil(n_in * ratio)`` samples, so at least as many as came in reach the
+    queue and it never runs dry).
+    """
+
+    def __init__(self, runtime: model.StreamingSeparator, host_rate_hz: int, channels: int,
+                 weights: np.ndarray) -> None:
+        self.runtime = runtime
+        self.host_rate_hz = host_rate_hz
+        self.channels = channels
+        self.weights = weights.astype(np.float32)
+        k = weights.shape[0]
+        self._resample_in = self._resample_out = None
+        if host_rate_hz != runtime.sample_rate_hz:
+            warmup_resampler()
+            self._resample_in = StreamingResampler(host_rate_hz, runtime.sample_rate_hz, channels)
+            self._resample_out = StreamingResampler(runtime.sample_rate_hz, host_rate_hz, k * channels)
+        self.breakdown = latency_breakdown(runtime, host_rate_hz)
+        self.latency_samples = int(round(self.breakdown.engine_samples))
+        self._fifo = SampleFifo((k, channels))
+
+    def step(self, x: np.ndarray) -> np.ndarray:
+        """``x [C, n]`` -> ``[K, C, n]`` delayed by ``latency_samples``."""
+        model_in = self._resample_in.process(x) if self._resample_in is not None else x
+        stems = self.runtime.process(model_in)                           # [S, C, m]
+        outputs = np.tensordot(self.weights, stems, axes=1)              # [K, C, m]
+        if self._resample_out is not None:
+            k, c, m = outputs.shape
+            outputs = self._resample_out.process(outputs.reshape(k * c, m)).reshape(k, c, -1)
+        self._fifo.push(outputs)
+        return self._fifo.pop(x.shape[1])
+
+    def run_aligned(self, x: np.ndarray, buffer_size: int) -> np.ndarray:
+        """Whole signal ``x [C, N]`` from the current (reset) state -> ``[K, C, N]`` aligned with it.
+
+        Feeds ``latency_samples`` of silence after the signal and drops as many from the front.
+        """
+        lat = self.latency_samples
+        padded = np.concatenate([x, np.zeros((x.shape[0], lat), np.float32)], axis=1)
+        pieces = [self.step(padded[:, i:i + buffer_size]) for i in range(0, padded.shape[1], buffer_size)]
+        return np.concatenate(pieces, axis=-1)[..., lat:]
+
+
+class StemSeparator:
+    """A stem separator with pedalboard's call shape: the mix of the chosen stems, or every stem.
+
+    ``process(input_array, sample_rate, buffer_size=8192, reset=True)`` takes what pedalboard
+    takes (1-D mono, or 2-D with the smaller dimension as channels; float32 or float64; any
+    whole-number sample rate: audio is resampled to the model's rate and back) and returns the
+    sum of the selected stems, each scaled by its gain, as float32 in the input's layout.
+
+    - ``reset=True`` (default): the processor is reset, and the output is aligned with the input
+      and as long as it (the latency is compensated, as pedalboard does for its own plugins).
+    - ``reset=False``: streaming; consecutive calls continue one stream and each returns as many
+      samples as it was given, delayed by :attr:`latency_samples`. The sample rate and channel
+      count cannot change within a stream (call :meth:`reset`).
+
+    ``buffer_size`` is how many samples are fed at a time; it changes speed, not the result
+    (up to float rounding, relative error < 1e-5). With resampling the pipeline's delay is
+    fractional; ``latency_samples`` is it rounded, so an aligned output is off by at most half
+    a sample (see :meth:`latency_breakdown`). Empty input returns empty output of the same shape.
+    NaN or infinite samples, integer arrays and 3-D arrays are refused with an error that says
+    what to do.
+
+    Args:
+        model: a shipped model's name, a checkpoint directory, a loaded
+            :class:`model.StreamingSeparator`, or an :class:`model.RQVAESeparator`.
+        stems: names of the stems summed into the output (default: all of the model's stems).
+        gains_db: per-stem gain in dB, a mapping ``{stem: dB}`` (missing stems: 0 dB) or a
+            sequence aligned with ``stems``.
+        device: ``"cpu"`` or ``"cuda"``, used when loading ``model``.
+        n_q: number of quantizers used when loading ``model`` (default: all).
+    """
+
+    is_effect = True
+    is_instrument = False
+
+    def __init__(self, model: str | Path | model.StreamingSeparator | model.RQVAESeparator = model.DEFAULT_MODEL,
+                 stems: Sequence[str] | str | None = None,
+                 gains_db: Mapping[str, float] | Sequence[float] | None = None,
+                 device: str = "cpu", n_q: int | None = None) -> None:
+        self.runtime = _load_runtime(model, device, n_q)
+        self.stems: tuple[str, ...] = _check_stems(self.runtime, stems)
+        self.gains_db: dict[str, float] = _check_gains(self.stems, gains_db)
+        self._last_rate_hz = self.runtime.sample_rate_hz
+        self._last_layout: Layout | None = None
+        self._stream: _RateStream | None = None
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def model_stems(self) -> tuple[str, ...]:
+        """Every stem the model emits, in its order (``separate`` returns all of them)."""
+        return self.runtime.stems
+
+    @property
+    def sample_rate_hz(self) -> int:
+        """The model's own rate (audio at other rates is resampled to it and back)."""
+        return self.runtime.sample_rate_hz
+
+    @property
+    def latency_samples(self) -> int:
+        """Latency at the sample rate of the last ``process`` call (the model's rate before any)."""
+        return self.latency_at(self._last_rate_hz)
+
+    def latency_at(self, sample_rate: float) -> int:
+        """Latency in samples at ``sample_rate``: resamplers and model frame, rounded to a sample."""
+        return int(round(self.latency_breakdown(sample_rate).engine_samples))
+
+    def latency_breakdown(self, sample_rate: float) -> LatencyBreakdown:
+        """The exact (fractional) delay at ``sample_rate`` split into resampler and model parts."""
+        return latency_breakdown(self.runtime, check_sample_rate(sample_rate))
+
+    def mix_weights(self) -> np.ndarray:
+        """Linear weight of each of the model's stems in the output ``[S]`` (0 for unselected)."""
+        return np.array([10.0 ** (self.gains_db[s] / 20.0) if s in self.gains_db else 0.0
+                         for s in self.runtime.stems], np.float32)
+
+    # ------------------------------------------------------------------ processing
+    def reset(self) -> None:
+        """Forget the stream and the remembered channel layout."""
+        self.runtime.reset()
+        self._stream = None
+        self._last_layout = None
+
+    def process(self, input_array: np.ndarray, sample_rate: float, buffer_size: int = 8192,
+                reset: bool = True) -> np.ndarray:
+        """The mix of the selected stems, same shape and layout as ``input_array``, float32."""
+        audio = check_audio(input_array)
+        rate, buffer_size = check_sample_rate(sample_rate), check_buffer_size(buffer_size)
+        if audio.size == 0:
+            return np.zeros(audio.shape, np.float32)
+        planar = to_planar(audio, self._last_layout)
+        out = self.process_channels_first(planar.audio, rate, buffer_size, reset)
+        self._last_layout = planar.layout
+        return from_planar(out, planar.layout)
+
+    __call__ = process
+
+    def process_channels_first(self, audio: np.ndarray, sample_rate: int, buffer_size: int = 8192,
+                               reset: bool = True) -> np.ndarray:
+        """:meth:`process` on checked ``[C, T]`` float32 audio (what :class:`Chain` calls)."""
+        channels = audio.shape[0]
+        if reset:
+            self.runtime.reset()
+            stream = _RateStream(self.runtime, sample_rate, channels, self.mix_weights()[None, :])
+            self._last_rate_hz = sample_rate
+            out = stream.run_aligned(audio, buffer_size)[0]
+            self.runtime.reset()
+            self._stream = None
+            return out
+        stream = self._streaming(sample_rate, channels)
+        pieces = [stream.step(audio[:, i:i + buffer_size])[0] for i in range(0, audio.shape[1], buffer_size)]
+        return np.concatenate(pieces, axis=-1)
+
+    def separate(self, audio: np.ndarray, sample_rate: float) -> dict[str, np.ndarray]:
+        """Every one of the model's stems of a whole signal, aligned with it and in its layout.
+
+        Gains and the stem selection do not apply. Resets the processor before and after.
+        """
+        audio = check_audio(audio)
+        rate = check_sample_rate(sample_rate)
+        if audio.size == 0:
+            return {s: np.zeros(audio.shape, np.float32) for s in self.runtime.stems}
+        planar = to_planar(audio, self._last_layout)
+        self.reset()
+        eye = np.eye(len(self.runtime.stems), dtype=np.float32)
+        stream = _RateStream(self.runtime, rate, planar.audio.shape[0], eye)
+        stems = stream.run_aligned(planar.audio, SEPARATE_CHUNK_SAMPLES)  # [S, C, T]
+        self.reset()
+        self._last_rate_hz = rate
+        return {name: from_planar(stems[i], planar.layout) for i, name in enumerate(self.runtime.stems)}
+
+    def _streaming(self, sample_rate: int, channels: int) -> _RateStream:
+        stream = self._stream
+        if stream is None:
+            self.runtime.reset()
+            stream = self._stream = _RateStream(self.runtime, sample_rate, channels, self.mix_weights()[None, :])
+            self._last_rate_hz = sample_rate
+        elif stream.host_rate_hz != sample_rate:
+            raise ValueError(f"this stream runs at {stream.host_rate_hz} Hz but the block came at {sample_rate} Hz; "
+                             "call reset() (or pass reset=True) before changing the sample rate")
+        elif stream.channels != channels:
+            raise ValueError(f"this stream has {stream.channels} channel(s) but the block has {channels}; "
+                             "call reset() (or pass reset=True) before changing the channel count")
+        return stream
+
+    def __repr__(self) -> str:
+        gains = ", ".join(f"{s}={g:+.1f} dB" for s, g in self.gains_db.items())
+        return f"<StemSeparator stems: {gains}; model rate {self.sample_rate_hz} Hz>"
+
+
+def _load_runtime(source: object, device: str, n_q: int | None) -> model.StreamingSeparator:
+    if isinstance(source, model.StreamingSeparator):
+        return source
+    if isinstance(source, model.RQVAESeparator):
+        return model.StreamingSeparator(source, device=device, n_q=n_q)
+    if isinstance(source, (str, Path)):
+        return model.load(source, device=device, n_q=n_q)
+    raise TypeError(f"model must be a model name, a checkpoint directory, a StreamingSeparator or an "
+                    f"RQVAESeparator, got {type(source).__name__}")
+
+
+def _check_stems(runtime: model.StreamingSeparator, stems: Sequence[str] | str | None) -> tuple[str, ...]:
+    if stems is None:
+        return runtime.stems
+    names = (stems,) if isinstance(stems, str) else tuple(stems)
+    if not names:
+        raise ValueError(f"stems is empty: name at least one of {', '.join(runtime.stems)} (or pass None for all)")
+    for name in names:
+        runtime.stem_index(name)  # raises naming the model's stems
+    if len(set(names)) != len(names):
+        raise ValueError(f"stems {names} name a stem twice")
+    return names
+
+
+def _check_gains(stems: tuple[str, ...], gains_db: Mapping[str, float] | Sequence[float] | None) -> dict[str, float]:
+    if gains_db is None:
+        pairs = {s: 0.0 for s in stems}
+    elif isinstance(gains_db, Mapping):
+        unknown = sorted(set(gains_db) - set(stems))
+        if unknown:
+            raise ValueError(f"gains_db names {unknown}, which are not among the selected stems {list(stems)}")
+        pairs = {s: gains_db.get(s, 0.0) for s in stems}
+    else:
+        values = list(gains_db)
+        if len(values) != len(stems):
+            raise ValueError(f"gains_db has {len(values)} value(s) for {len(stems)} stem(s) {list(stems)}")
+        pairs = dict(zip(stems, values))
+    for stem, gain in pairs.items():
+        if not isinstance(gain, (int, float, np.floating, np.integer)) or not math.isfinite(gain):
+            raise ValueError(f"gain of {stem!r} must be a finite number of dB, got {gain!r}")
+    return {s: float(g) for s, g in pairs.items()}
