@@ -119,6 +119,12 @@ class StemMixer:
         return gains
 
     # ------------------------------------------------------------------ worker thread
+    def settle(self) -> None:
+        """Jump every coefficient to its target, no ramp (before a stream starts)."""
+        self._ramp_target = self._target
+        self._current = self._target.copy()
+        self._ramp_left = 0
+
     def mix(self, stems: np.ndarray, dry: np.ndarray) -> np.ndarray:
         """Stems ``[S, C, n]`` and dry ``[C, n]`` -> ``[C_out, n]``, coefficients ramped per sample."""
         n = stems.shape[2]

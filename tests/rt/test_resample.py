@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from rt.resample import StreamingResampler
+from tests.rt.helpers import fitted_delay_samples
 
 HOST_RATES_HZ = (44100, 48000, 96000)
 MODEL_RATE_HZ = 22050
@@ -21,14 +22,6 @@ def stream_in_chunks(resampler: StreamingResampler, x: np.ndarray, rng: np.rando
         outs.append(resampler.process(x[:, pos:pos + n]))
         pos += n
     return np.concatenate(outs, axis=1)
-
-
-def fitted_delay_samples(y: np.ndarray, start: int, freq_hz: float, rate_hz: int) -> float:
-    """Delay ``d`` of ``y[k] = sin(w (k - d))`` by least squares (``y`` starts at output index ``start``)."""
-    w = 2 * np.pi * freq_hz / rate_hz
-    k = np.arange(start, start + y.shape[0])
-    a, b = np.linalg.lstsq(np.stack([np.sin(w * k), np.cos(w * k)], 1), y, rcond=None)[0]
-    return float(-np.arctan2(b, a) / w)
 
 
 @pytest.mark.parametrize("in_rate_hz,out_rate_hz", PAIRS)

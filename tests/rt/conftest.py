@@ -1,0 +1,15 @@
+"""Fixtures of the rt tests."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+
+@pytest.fixture(scope="package", autouse=True)
+def one_torch_thread():
+    """Real-time inference of tiny blocks runs on one intra-op thread (as ``stemstream live`` does):
+    on a loaded 2-core machine several threads per tiny matmul are ~30x slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
