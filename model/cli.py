@@ -1,4 +1,4 @@
-"""Subcommands of the ``model`` package: ``render`` (Slakh-style data) and ``eval``."""
+"""Subcommands of the ``model`` package: ``render`` (Slakh-style data), ``eval`` and ``train``."""
 from __future__ import annotations
 
 import argparse
@@ -10,6 +10,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add this package's subcommands to ``stemstream``."""
     _add_render(subparsers)
     _add_eval(subparsers)
+    _add_train(subparsers)
 
 
 def _add_render(subparsers: argparse._SubParsersAction) -> None:
@@ -94,4 +95,43 @@ def _run_eval(args: argparse.Namespace) -> int:
         payload = results[0].to_json() if len(results) == 1 else [r.to_json() for r in results]
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(payload, indent=2) + "\n")
+    return 0
+
+
+def _add_train(subparsers: argparse._SubParsersAction) -> None:
+    from .train import PRESETS, TrainSettings
+
+    defaults = TrainSettings(data="", format="", out="")
+    p = subparsers.add_parser(
+        "train", help="train a separator (CPU, CUDA with bf16, or several processes under torchrun)",
+        description="Train with the paper's losses and RVQ procedures; checkpoints to OUT/checkpoint.pt, "
+                    "the EMA weights to OUT/export (loadable with model.load), logs to OUT/log.csv and "
+                    "OUT/valid.csv. Under torchrun each process is one DDP rank.")
+    p.add_argument("--config", default=defaults.config,
+                   help=f"preset ({', '.join(PRESETS)}) or SeparatorConfig JSON (default {defaults.config})")
+    p.add_argument("--data", required=True, help="data folder")
+    p.add_argument("--format", required=True, choices=("slakh", "musdb", "folder"), help="data layout")
+    p.add_argument("--out", required=True, help="run folder")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt (its settings; new --steps)")
+    for name in ("steps", "batch_size", "segment_s", "lr", "warmup_steps", "valid_tracks", "valid_every",
+                 "checkpoint_every", "seed", "threads", "remix_prob", "ema_decay", "grad_clip"):
+        value = getattr(defaults, name)
+        p.add_argument("--" + name.replace("_", "-"), type=type(value), default=value,
+                       help=f"default {value}")
+    p.set_defaults(func=_run_train)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from .train import TrainSettings, train
+
+    fields = {f.name for f in dataclasses.fields(TrainSettings)}
+    settings = TrainSettings(**{k: v for k, v in vars(args).items() if k in fields})
+    try:
+        last = train(settings, resume=args.resume)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"stemstream train: error: {exc}", file=sys.stderr)
+        return 2
+    print("last step: " + ", ".join(f"{k} {v:.4f}" for k, v in last.items()))
     return 0

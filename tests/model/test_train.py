@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import json
 import os
 import subprocess
 import sys
@@ -87,14 +86,12 @@ def test_split_holds_out_distinct_tracks(musdb_subset):
 def test_two_process_ddp_run(musdb_subset, tmp_path):
     out = tmp_path / "ddp"
     s = settings(musdb_subset, out, steps=3, checkpoint_every=3)
-    (tmp_path / "settings.json").write_text(json.dumps(dataclasses.asdict(s)))
-    script = tmp_path / "run.py"
-    script.write_text("import json, sys\nfrom model.train import TrainSettings, train\n"
-                      "train(TrainSettings(**json.load(open(sys.argv[1]))))\n")
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2]), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-                           "--master_port=29533", str(script), str(tmp_path / "settings.json")],
-                          env=env, capture_output=True, text=True, timeout=300)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29533",
+           "-m", "stemstream_cli", "train", "--config", s.config, "--data", s.data, "--format", "musdb",
+           "--out", s.out, "--steps", "3", "--batch-size", "2", "--segment-s", "0.25", "--valid-tracks", "1",
+           "--checkpoint-every", "3", "--threads", "1"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     state = torch.load(out / "checkpoint.pt", weights_only=False)
     assert state["step"] == 3
