@@ -1,8 +1,94 @@
-"""Subcommands of the ``latency`` package."""
+"""Subcommands of the ``latency`` package: ``profile`` (and ``roundtrip``).
+
+Handlers import their modules lazily, so ``python -m latency profile`` needs only torch,
+numpy and this project (matplotlib for ``--plot``), as on a bare GPU machine.
+"""
 from __future__ import annotations
 
 import argparse
+import sys
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated whole numbers, e.g. 64,128,256; got {text!r}")
+    if not values or any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"expected positive whole numbers, got {text!r}")
+    return values
+
+
+def _name_list(text: str) -> list[str]:
+    return [v.strip() for v in text.split(",") if v.strip()]
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add this package's subcommands to ``stemstream``."""
+    p = subparsers.add_parser(
+        "profile", help="per-block compute time of the separator (p50/p95/p99/max, load, deadline misses)",
+        description="Feed blocks of noise to the streaming separator and time every call. Block sizes are "
+                    "in samples at the model's rate. Writes one JSON row per mode x channels x block.")
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--model", help="shipped model name or checkpoint directory (default: the shipped default)")
+    src.add_argument("--config-json", metavar="PATH|default",
+                     help="profile random weights of this SeparatorConfig JSON ('default': SeparatorConfig())")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    p.add_argument("--mode", type=_name_list, default=["eager"],
+                   help="comma list of eager, graph (CUDA graph), compiled (torch.compile), compiled-graph")
+    p.add_argument("--blocks", type=_int_list, default=[64, 128, 256, 512, 1024],
+                   help="comma list of block sizes in samples (default 64,128,256,512,1024)")
+    p.add_argument("--channels", type=_int_list, default=[1], help="comma list of channel counts (default 1)")
+    p.add_argument("--seconds", type=float, default=20.0, help="audio measured per configuration (default 20)")
+    p.add_argument("--warmup-seconds", type=float, default=1.0, help="audio run before measuring (default 1)")
+    p.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's own choice)")
+    p.add_argument("--n-q", type=int, help="quantizers to use (default: all)")
+    p.add_argument("--json", required=True, help="output JSON file (a list of rows)")
+    p.add_argument("--plot", help="output PNG: histogram and timeline per configuration")
+    p.set_defaults(func=_profile)
+
+
+def _profile(args: argparse.Namespace) -> int:
+    import torch
+
+    import model
+
+    from .modes import ModeError, check_mode
+    from .profile import run_profile, write_json
+    from .subject import load_subject
+
+    if args.seconds <= 0 or args.warmup_seconds < 0:
+        return _fail(f"--seconds must be > 0 and --warmup-seconds >= 0 (got {args.seconds}, {args.warmup_seconds})")
+    if args.threads is not None:
+        if args.threads < 1:
+            return _fail(f"--threads must be >= 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
+    try:
+        for mode in args.mode:
+            check_mode(args.device, mode)
+        net, info = load_subject(args.model, args.config_json)
+    except (ModeError, model.CheckpointError, ValueError) as exc:
+        return _fail(str(exc))
+    log = lambda line: print(f"\r{line:<100}", file=sys.stderr, flush=True)  # noqa: E731
+    progress = lambda done, total: print(f"\r  {done}/{total} calls", end="", file=sys.stderr, flush=True)  # noqa: E731
+    print(f"profiling {info.label} ({net.num_parameters():,} parameters"
+          f"{', random weights' if info.random_weights else ''}) with {torch.get_num_threads()} torch thread(s)",
+          file=sys.stderr)
+    try:
+        results = run_profile(net, info, args.device, args.mode, args.blocks, args.channels, args.seconds,
+                              args.warmup_seconds, args.n_q, log=log, progress=progress)
+    except ValueError as exc:  # e.g. n_q out of range
+        return _fail(str(exc))
+    print(f"wrote {write_json(results, args.json)}", file=sys.stderr)
+    if args.plot:
+        try:
+            from .plot import plot_profile
+        except ImportError as exc:
+            return _fail(f"--plot needs matplotlib ({exc}); pip install matplotlib, or drop --plot")
+        print(f"wrote {plot_profile(results, args.plot)}", file=sys.stderr)
+    return 0
+
+
+def _fail(message: str) -> int:
+    print(f"stemstream: error: {message}", file=sys.stderr)
+    return 2
