@@ -116,6 +116,7 @@ class Engine:
         self._timings: collections.deque[BlockTiming] = collections.deque(maxlen=TIMING_HISTORY)
         self._skipped = 0       # pipeline output samples dropped because they were late
         self._pipeline_out = 0  # output samples the pipeline has produced
+        self._drops_seen = 0    # input ring overflows as of the worker's last read
         self._steps = 0
         self._thread: threading.Thread | None = None
         self._running = False
@@ -219,6 +220,9 @@ class Engine:
         t0 = time.perf_counter()
         x = self._work[:, :n]
         self.in_ring.read_into(x)
+        # input dropped while the ring was full lies after everything in the ring at that time:
+        # drops seen up to the previous read precede this block, later ones follow it
+        drops_before, self._drops_seen = self._drops_seen, self.in_ring.overflows
         down = self._resample_in.process(x)
         t1 = time.perf_counter()
         stems = self.separator.process(down)
@@ -229,7 +233,7 @@ class Engine:
         t3 = time.perf_counter()
         y = self._resample_out.process(mixed)
         t4 = time.perf_counter()
-        self._write_on_timeline(y)
+        self._write_on_timeline(y, drops_before)
         self._steps += 1
         t5 = time.perf_counter()
         ms = 1000.0
@@ -237,16 +241,15 @@ class Engine:
                                          (t4 - t3) * ms, (t5 - t0) * ms))
         return n
 
-    def _write_on_timeline(self, y: np.ndarray) -> None:
+    def _write_on_timeline(self, y: np.ndarray, drops_before: int) -> None:
         """Write ``y [C_out, m]`` so each sample is played at its place on the output timeline.
 
         Pipeline output ``k`` belongs at timeline position ``prefill + k + D`` (``D``: input
-        samples dropped so far); the sample at ring index ``W`` plays at ``W + U`` (``U``:
+        samples dropped before the input block that made ``y``); the sample at ring index ``W`` plays at ``W + U`` (``U``:
         underrun samples before it). Late samples (behind the timeline) are skipped; gaps
         (dropped input, or output the ring could not take) are filled with silence.
         """
-        target = (self.prefill_samples + self._pipeline_out + self.in_ring.overflows
-                  - self.out_ring.underflows)
+        target = self.prefill_samples + self._pipeline_out + drops_before - self.out_ring.underflows
         ahead = self.out_ring.total_written - target
         if ahead < 0:
             self.out_ring.write(np.zeros((self.output_channels, -ahead), np.float32))
