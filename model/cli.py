@@ -11,6 +11,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_render(subparsers)
     _add_eval(subparsers)
     _add_train(subparsers)
+    _add_pack(subparsers)
 
 
 def _add_render(subparsers: argparse._SubParsersAction) -> None:
@@ -110,11 +111,12 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--config", default=defaults.config,
                    help=f"preset ({', '.join(PRESETS)}) or SeparatorConfig JSON (default {defaults.config})")
     p.add_argument("--data", required=True, help="data folder")
-    p.add_argument("--format", required=True, choices=("slakh", "musdb", "folder"), help="data layout")
+    p.add_argument("--format", required=True, choices=("slakh", "musdb", "folder", "packed"),
+                   help="data layout (packed: a file written by `stemstream pack`)")
     p.add_argument("--out", required=True, help="run folder")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt (its settings; new --steps)")
     for name in ("steps", "batch_size", "segment_s", "lr", "warmup_steps", "valid_tracks", "valid_every",
-                 "checkpoint_every", "seed", "threads", "remix_prob", "ema_decay", "grad_clip"):
+                 "checkpoint_every", "seed", "threads", "remix_prob", "ema_decay", "grad_clip", "max_minutes"):
         value = getattr(defaults, name)
         p.add_argument("--" + name.replace("_", "-"), type=type(value), default=value,
                        help=f"default {value}")
@@ -134,4 +136,30 @@ def _run_train(args: argparse.Namespace) -> int:
         print(f"stemstream train: error: {exc}", file=sys.stderr)
         return 2
     print("last step: " + ", ".join(f"{k} {v:.4f}" for k, v in last.items()))
+    return 0
+
+
+def _add_pack(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "pack", help="pack multitrack data as mono 8-bit mu-law (compact data for a GPU machine)",
+        description="Read every track of a data folder at the model rate, mix it down to mono and write "
+                    "8-bit mu-law stems into one .npz that `stemstream train --format packed` reads.")
+    p.add_argument("--data", required=True, help="data folder")
+    p.add_argument("--format", required=True, choices=("slakh", "musdb", "folder"), help="data layout")
+    p.add_argument("--out", required=True, type=Path, help="output .npz")
+    p.add_argument("--sample-rate-hz", type=int, default=22050, help="rate to store (default 22050)")
+    p.set_defaults(func=_run_pack)
+
+
+def _run_pack(args: argparse.Namespace) -> int:
+    from .data.packed import pack_tracks
+    from .train import load_tracks
+
+    try:
+        tracks = load_tracks(args.data, args.format, args.sample_rate_hz)
+        out = pack_tracks(tracks, args.out)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"stemstream pack: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{len(tracks)} tracks packed into {out} ({out.stat().st_size / 2**20:.1f} MiB)")
     return 0

@@ -21,6 +21,7 @@ from .checkpoint import save_separator
 from .config import SeparatorConfig, musdb_config
 from .data.cache import cached_track
 from .data.musdb import list_musdb, read_musdb
+from .data.packed import read_packed
 from .data.track import Track
 from .augment import RemixSampler
 from .losses import SeparationLoss
@@ -52,6 +53,7 @@ class TrainSettings:
     seed: int = 0
     threads: int = 2
     remix_prob: float = 0.5
+    max_minutes: float = 0.0  # stop (with a checkpoint) after this wall time; 0: no limit
 
 
 def model_config(spec: str) -> SeparatorConfig:
@@ -66,7 +68,11 @@ def model_config(spec: str) -> SeparatorConfig:
 
 def load_tracks(directory: str, fmt: str, sample_rate_hz: int) -> list[Track]:
     """Every track of ``directory`` in layout ``fmt`` at ``sample_rate_hz``, stereo, sorted by name."""
-    if fmt == "musdb":  # decoding with ffmpeg is slow: decode once, then read the cache
+    if fmt == "packed":
+        tracks = read_packed(directory)
+        if tracks and tracks[0].sample_rate_hz != sample_rate_hz:
+            raise ValueError(f"{directory} holds {tracks[0].sample_rate_hz} Hz audio; the model needs {sample_rate_hz} Hz")
+    elif fmt == "musdb":  # decoding with ffmpeg is slow: decode once, then read the cache
         tracks = [cached_track(f, sample_rate_hz, 2, read_musdb) for f in list_musdb(directory)]
     else:
         from .data import read_tracks
@@ -124,7 +130,8 @@ class Trainer:
             if not ckpt_path.is_file():
                 raise FileNotFoundError(f"--resume: no {ckpt_path}; start without --resume")
             state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-            settings = TrainSettings(**{**state["settings"], "steps": settings.steps})
+            settings = TrainSettings(**{**state["settings"], "steps": settings.steps,
+                                        "max_minutes": settings.max_minutes})
         self.settings = s = settings
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
@@ -221,7 +228,12 @@ class Trainer:
         seg_s = self.sampler.segment_samples / self.config.sample_rate_hz
         last: dict[str, float] = {}
         bar = tqdm(total=s.steps, initial=self.step, disable=self.rank != 0, dynamic_ncols=True, desc="train")
+        deadline = time.monotonic() + 60 * s.max_minutes if s.max_minutes > 0 else math.inf
         while self.step < s.steps:
+            if time.monotonic() > deadline:  # a time-boxed burst (e.g. on a lent GPU): save and stop
+                if self.rank == 0:
+                    self.save()
+                break
             t0 = time.perf_counter()
             last = self.train_step()
             rate = s.batch_size * self.world * seg_s / (time.perf_counter() - t0)
