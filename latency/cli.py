@@ -41,7 +41,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--channels", type=_int_list, default=[1], help="comma list of channel counts (default 1)")
     p.add_argument("--seconds", type=float, default=20.0, help="audio measured per configuration (default 20)")
     p.add_argument("--warmup-seconds", type=float, default=1.0, help="audio run before measuring (default 1)")
-    p.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's own choice)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch intra-op threads (default 1, as the engine's worker runs on the CPU)")
     p.add_argument("--n-q", type=int, help="quantizers to use (default: all)")
     p.add_argument("--json", required=True, help="output JSON file (a list of rows)")
     p.add_argument("--plot", help="output PNG: histogram and timeline per configuration")
@@ -59,10 +60,9 @@ def _profile(args: argparse.Namespace) -> int:
 
     if args.seconds <= 0 or args.warmup_seconds < 0:
         return _fail(f"--seconds must be > 0 and --warmup-seconds >= 0 (got {args.seconds}, {args.warmup_seconds})")
-    if args.threads is not None:
-        if args.threads < 1:
-            return _fail(f"--threads must be >= 1, got {args.threads}")
-        torch.set_num_threads(args.threads)
+    if args.threads < 1:
+        return _fail(f"--threads must be >= 1, got {args.threads}")
+    torch.set_num_threads(args.threads)
     try:
         for mode in args.mode:
             check_mode(args.device, mode)

@@ -121,3 +121,21 @@ def test_compiled_frame_step_matches_eager():
     got = np.concatenate([compiled.process(b) for b in blocks], axis=-1)
     assert np.abs(expected[..., 31:]).max() > 1e-3
     np.testing.assert_allclose(got, expected, atol=1e-6)
+
+
+def test_profile_runs_without_audio_packages(tiny_config_json, tmp_path):
+    """``python -m latency profile`` (what scripts/gpu_profile.sh runs) needs no audio or host packages."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    blocked = ["pedalboard", "sounddevice", "rtmidi", "soxr", "jack", "mido", "rt", "plugin_host"]
+    code = ("import sys\n"
+            f"for name in {blocked!r}: sys.modules[name] = None  # any import of them now fails\n"
+            "from latency.__main__ import main\n"
+            f"sys.exit(main(['profile', '--config-json', {str(tiny_config_json)!r}, '--blocks', '64', "
+            f"'--seconds', '0.05', '--warmup-seconds', '0', '--json', {str(tmp_path / 'p.json')!r}]))\n")
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads((tmp_path / "p.json").read_text())[0]["block"] == 64
