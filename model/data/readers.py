@@ -45,9 +45,13 @@ def read_track(path: str | Path, format: str, sample_rate_hz: int, channels: int
     """One track of ``format`` at ``sample_rate_hz`` with ``channels`` channels (``cache``: memoise on disk)."""
     if format not in FORMATS:
         raise ValueError(f"unknown data format {format!r}; use one of {', '.join(FORMATS)}")
-    read = FORMATS[format][1]
-    return cached_track(Path(path), sample_rate_hz, channels, read) if cache else read(Path(path), sample_rate_hz,
-                                                                                         channels)
+    path, read = Path(path), FORMATS[format][1]
+    if not cache:
+        return read(path, sample_rate_hz, channels)
+    # the cache keys on a file's name, size and mtime: for folder layouts, the track's mixture file
+    key_file = path if path.is_file() else next((p for p in sorted(path.iterdir()) if p.stem in ("mix", "mixture")),
+                                                path)
+    return cached_track(key_file, sample_rate_hz, channels, lambda _key, rate, ch: read(path, rate, ch))
 
 
 def read_tracks(directory: str | Path, format: str, sample_rate_hz: int, channels: int,

@@ -1,0 +1,103 @@
+"""``stemstream eval``: JSON schema, the mixture baseline, streaming equivalence, stem matching."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import model
+from model.data import read_tracks
+from model.evaluate import evaluate
+from model.metrics import windowed_si_sdri
+from model.render.dataset import TEST_SOUNDFONT, render_dataset
+from stemstream_cli import main
+from tests.conftest import small_config
+
+pytestmark = pytest.mark.skipif(not TEST_SOUNDFONT.is_file(), reason="timgm6mb-soundfont is not installed")
+SR = 22050
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("evaldata")
+    render_dataset(out, 2, 6.0, TEST_SOUNDFONT, seed=29, sample_rate_hz=SR)  # all 4 stems in both
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    net = model.RQVAESeparator(small_config()).eval()
+    return model.save_separator(net, tmp_path_factory.mktemp("tiny"))
+
+
+def _run(args: list[str], out: Path) -> object:
+    assert main(["eval", *args, "--json", str(out)]) == 0
+    return json.loads(out.read_text())
+
+
+def test_json_schema_and_mixture_baseline_side_by_side(data, tiny_model, tmp_path, capsys):
+    result = _run(["--model", str(tiny_model), "mixture", "--data", str(data), "--format", "slakh", "--no-sdr",
+                   "--channels", "1"], tmp_path / "r.json")
+    assert isinstance(result, list) and len(result) == 2
+    ours, mix = result
+    for r in result:
+        assert {"model", "tracks", "stems", "mean_si_sdri_db"} <= set(r)
+        assert r["tracks"] == 2 and set(r["stems"]) == {"bass", "drums", "guitar", "piano"}
+        for score in r["stems"].values():
+            assert set(score) == {"si_sdri_db", "sdr_db", "windows"}
+            assert score["sdr_db"] is None and isinstance(score["windows"], int) and score["windows"] > 0
+        finite = [s["si_sdri_db"] for s in r["stems"].values() if s["si_sdri_db"] is not None]
+        assert r["mean_si_sdri_db"] == pytest.approx(np.mean(finite), abs=1e-3)
+    assert ours["model"] == str(tiny_model) and mix["model"] == "mixture"
+    assert all(s["si_sdri_db"] == 0.0 for s in mix["stems"].values())  # the mixture scores 0 dB
+    assert {k: v["windows"] for k, v in ours["stems"].items()} == {k: v["windows"] for k, v in mix["stems"].items()}
+    table = capsys.readouterr().out
+    assert "mixture" in table and "SI-SDRi" in table and "mean" in table
+
+
+def test_scores_equal_a_block_by_block_streaming_run(data, tiny_model):
+    result = evaluate(str(tiny_model), data, "slakh", limit=1, sdr=False, channels=1)
+    sep = model.load(tiny_model)
+    per_stem: dict[str, list[np.ndarray]] = {s: [] for s in sep.stems}
+    for track in read_tracks(data, "slakh", SR, 1, limit=1):
+        sep.reset()
+        x = np.concatenate([track.mixture, np.zeros((1, sep.latency_samples), np.float32)], axis=1)
+        out = np.concatenate([sep.process(x[:, i:i + 3000]) for i in range(0, x.shape[1], 3000)], axis=2)
+        est = out[:, 0, sep.latency_samples:]  # undo the streaming delay
+        refs = np.stack([track.stems[s][0] for s in sep.stems])
+        scores = windowed_si_sdri(est, refs, track.mixture[0], SR)
+        for j, s in enumerate(sep.stems):
+            per_stem[s].append(scores[:, j])
+    for s in sep.stems:
+        values = np.concatenate(per_stem[s])
+        assert result.stems[s].windows == int(np.isfinite(values).sum())
+        assert result.stems[s].si_sdri_db == pytest.approx(float(np.nanmean(values)), abs=1e-3)
+
+
+def test_museval_sdr_and_only_common_stems(data, tmp_path):
+    torch.manual_seed(1)
+    net = model.RQVAESeparator(small_config(stems=("vocals", "drums", "bass", "other"))).eval()
+    path = model.save_separator(net, tmp_path / "musdb-like")
+    result = evaluate(str(path), data, "slakh", limit=1, sdr=True, channels=1)
+    assert set(result.stems) == {"drums", "bass"}  # guitar and piano stay in the mixture
+    assert result.tracks == 1 and result.track_names == ["Track00001"]
+    for score in result.stems.values():
+        assert score.sdr_db is not None and math.isfinite(score.sdr_db)
+
+
+def test_clear_errors(data, tmp_path, capsys):
+    assert main(["eval", "--model", str(tmp_path / "nope"), "--data", str(data), "--format", "slakh"]) == 2
+    assert "no model" in capsys.readouterr().err
+    torch.manual_seed(2)
+    net = model.RQVAESeparator(small_config(stems=("vocals", "other"))).eval()
+    path = model.save_separator(net, tmp_path / "vocals")
+    assert main(["eval", "--model", str(path), "--data", str(data), "--format", "slakh", "--no-sdr",
+                 "--limit", "1"]) == 2
+    assert "no stem in common" in capsys.readouterr().err
+    assert main(["eval", "--model", "mixture", "--data", str(data), "--format", "musdb"]) == 2
+    assert "no *.stem.mp4 files" in capsys.readouterr().err
