@@ -32,7 +32,9 @@ def check_processor(item: object) -> object:
     """``item`` if it can sit in a chain; otherwise a ``TypeError`` saying what it lacks."""
     if is_native(item):
         return item
-    missing = [name for name in ("process", "latency_samples") if not hasattr(item, name)]
+    # looked up without evaluating: a property such as Chain.latency_samples may raise until used
+    missing = [name for name in ("process", "latency_samples")
+               if not hasattr(type(item), name) and name not in getattr(item, "__dict__", {})]
     if missing or not callable(getattr(item, "process")):
         raise TypeError(f"{item!r} cannot go in a Chain: it is not a pedalboard plugin and lacks "
                         f"{' and '.join(missing) or 'a callable process'}; a Python processor needs "
@@ -235,11 +237,12 @@ class Chain:
                                "latency_at(sample_rate)")
         return self.latency_at(self._last_rate_hz)
 
-    def latency_at(self, sample_rate: float, channels: int = 2) -> int:
+    def latency_at(self, sample_rate: float, channels: int = 2, block_samples: int = 8192) -> int:
         """Total latency at ``sample_rate`` in samples, as a stream started now would have it.
 
-        Native segments are measured by feeding them silence, which resets them; so during a
-        stream this returns the stream's own figure (and refuses another sample rate).
+        Native segments are measured by feeding them silence in blocks of ``block_samples``
+        (what pedalboard withholds can depend on the block size by a sample or so), which resets
+        them; so during a stream this returns the stream's own figure (and refuses another rate).
         """
         rate = check_sample_rate(sample_rate)
         if self._stream is not None:
@@ -248,7 +251,7 @@ class Chain:
                                  f"the latency at {rate} Hz")
             return sum(s.latency_samples if isinstance(s, _NativeStage) else processor_latency(s.processor, rate)
                        for s in self.stages())
-        return sum(s.measure_latency(rate, channels, 8192, 8192) if isinstance(s, _NativeStage)
+        return sum(s.measure_latency(rate, channels, block_samples, 8192) if isinstance(s, _NativeStage)
                    else processor_latency(s.processor, rate) for s in self.stages())
 
     # ------------------------------------------------------------------ processing
