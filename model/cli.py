@@ -32,10 +32,16 @@ def _add_render(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--sample-rate-hz", type=int, default=DEFAULT_SAMPLE_RATE_HZ,
                    help=f"rate of the rendered audio (default {DEFAULT_SAMPLE_RATE_HZ}, Slakh's)")
     p.add_argument("--quiet", action="store_true", help="no per-track progress lines")
+    p.add_argument("--json", type=Path, default=None, metavar="OUT",
+                   help="write the render's timings (audio seconds, CPU and wall seconds) as JSON")
     p.set_defaults(func=_run_render)
 
 
 def _run_render(args: argparse.Namespace) -> int:
+    import dataclasses
+    import json
+    import os
+
     from .render.dataset import render_dataset
 
     out = args.out / args.split if args.split else args.out
@@ -49,6 +55,15 @@ def _run_render(args: argparse.Namespace) -> int:
     print(f"{report.tracks_written} track(s) written to {out} ({report.tracks_skipped} already there), "
           f"{report.audio_s:.0f} s of audio in {report.wall_s:.1f} s wall / {report.cpu_s:.1f} s CPU "
           f"({report.realtime_factor_cpu:.1f}x real time on one core)")
+    if args.json is not None:
+        steady_cpu_s = report.cpu_s - report.soundfont_load_cpu_s
+        payload = {**dataclasses.asdict(report), "realtime_factor_cpu": report.realtime_factor_cpu,
+                   "realtime_factor_cpu_after_load": report.audio_s / steady_cpu_s if steady_cpu_s > 0 else None,
+                   "realtime_factor_wall": report.audio_s / report.wall_s if report.wall_s > 0 else None,
+                   "soundfont": str(args.soundfont), "sample_rate_hz": args.sample_rate_hz,
+                   "load_average_1min": os.getloadavg()[0]}
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(payload, indent=2) + "\n")
     return 0
 
 

@@ -2,6 +2,7 @@
 the Slakh2100 layout, read back by the Slakh reader."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import mido
@@ -149,9 +150,14 @@ def test_renders_faster_than_20x_real_time_on_one_core(tmp_path):
 
 def test_cli_render_and_clear_errors(tmp_path, capsys):
     assert main(["render", "--out", str(tmp_path), "--split", "test", "--tracks", "1", "--seconds", "3",
-                 "--soundfont", str(TEST_SOUNDFONT), "--sample-rate-hz", str(SR), "--quiet"]) == 0
+                 "--soundfont", str(TEST_SOUNDFONT), "--sample-rate-hz", str(SR), "--quiet",
+                 "--json", str(tmp_path / "bench.json")]) == 0
     assert (tmp_path / "test" / "Track00001" / "metadata.yaml").is_file()
     assert "1 track(s) written" in capsys.readouterr().out
+    bench = json.loads((tmp_path / "bench.json").read_text())
+    assert bench["audio_s"] == 3.0 and bench["tracks_written"] == 1 and bench["sample_rate_hz"] == SR
+    assert 0 < bench["soundfont_load_cpu_s"] < bench["cpu_s"]
+    assert bench["realtime_factor_cpu"] == pytest.approx(3.0 / bench["cpu_s"])
     assert main(["render", "--out", str(tmp_path), "--tracks", "1", "--seconds", "3",
                  "--soundfont", str(tmp_path / "missing.sf2")]) == 2
     assert "missing.sf2 does not exist" in capsys.readouterr().err
