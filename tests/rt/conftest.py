@@ -13,3 +13,13 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="package")
+def jack():
+    """The ``jack`` (JACK-Client) module, with a JACK server up: a running one or a private one."""
+    from tests.rt.jack_server import jack_server
+
+    with jack_server():
+        import jack as jack_client
+        yield jack_client

@@ -8,18 +8,11 @@ import numpy as np
 import pytest
 
 from tests.rt.helpers import offline_reference, small_separator
-from tests.rt.jack_server import jack_server, jackd_installed, wait_for_ports
+from tests.rt.jack_server import jackd_installed, wait_for_ports
 
 pytestmark = pytest.mark.skipif(not jackd_installed(), reason="jackd (jackd2) is not installed")
 
-ATTEMPTS = 3
-
-
-@pytest.fixture(scope="module")
-def jack():
-    with jack_server():
-        import jack as jack_client
-        yield jack_client
+ATTEMPTS = 10  # a loaded machine makes the dummy driver xrun; a run that saw one is retried
 
 
 class PlayRecord:
@@ -80,20 +73,20 @@ def test_live_stream_output_is_offline_separation_delayed_by_the_reported_latenc
 
     choice = choose_devices(None, None)
     rate = choice.sample_rate_hz
-    x = (0.3 * rng.standard_normal(rate // 2)).astype(np.float32)
+    x = (0.3 * rng.standard_normal(rate // 10)).astype(np.float32)  # short: fewer xruns per run
     gains = np.array([1.0, 0.5, 0.0, 0.0])  # bass 0 dB, drums -6 dB
     failures = []
     for attempt in range(ATTEMPTS):
         separator = small_separator()
         # a generous prefill: the worker must keep up on a loaded two-core machine
-        engine = Engine(separator, rate, 1, 256, prefill_samples=4096, stems=["bass", "drums"])
+        engine = Engine(separator, rate, 1, 256, prefill_samples=2048, stems=["bass", "drums"])
         engine.mixer.set_gain_db("drums", 20 * np.log10(0.5))
         latency = engine.latency().engine_samples
         io = PlayRecord(jack, engine, x, x.shape[0] + int(latency) + 1000)
         stream = LiveStream(engine, choice)
         with stream:
             io.connect()
-            time.sleep(0.3)
+            time.sleep(0.2)
             flags_before = stream.status_flags
             io.started = True
             while io.rec_pos < io.recorded.shape[0]:
