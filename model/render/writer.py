@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import mido
 import numpy as np
 import soundfile
 import yaml
@@ -19,6 +20,7 @@ from .midi import Part, write_midi
 
 METADATA_FILE = "metadata.yaml"
 _FULL_SCALE = 32767.0
+_FLAC_LEVEL = 0.0  # libFLAC's fastest level: ~6% larger files, ~40% less encoding time
 
 
 def write_track(directory: str | Path, parts: list[Part], audio: list[np.ndarray], sample_rate_hz: int,
@@ -40,18 +42,21 @@ def write_track(directory: str | Path, parts: list[Part], audio: list[np.ndarray
     margin = len(parts) / _FULL_SCALE  # quantising each stem moves the mix by at most 1/2 LSB each
     gain = (10 ** (peak_db / 20) - margin) / mix_peak if mix_peak > 0 else 1.0
     mix = np.zeros(frames[0].shape, np.int32)  # [T, 2] in 16-bit steps
+    song = write_midi(parts, tempo_bpm, track / "all_src.mid")  # a conductor track, then one per part
     stems_meta = {}
     for i, (part, f) in enumerate(zip(parts, frames)):
         key = f"S{i:02d}"
         q = np.rint(f * np.float32(gain * _FULL_SCALE)).astype(np.int16)
         mix += q
-        soundfile.write(track / "stems" / f"{key}.flac", q, sample_rate_hz, subtype="PCM_16")
-        write_midi([part], tempo_bpm, track / "MIDI" / f"{key}.mid")
+        soundfile.write(track / "stems" / f"{key}.flac", q, sample_rate_hz, subtype="PCM_16",
+                        compression_level=_FLAC_LEVEL)
+        mido.MidiFile(type=1, ticks_per_beat=song.ticks_per_beat,
+                      tracks=[song.tracks[0], song.tracks[i + 1]]).save(str(track / "MIDI" / f"{key}.mid"))
         stems_meta[key] = {"audio_rendered": True, "inst_class": part.inst_class, "is_drum": part.is_drum,
                            "midi_saved": True, "name": part.name, "plugin_name": plugin_name,
                            "program_num": part.program}
-    soundfile.write(track / "mix.flac", mix.astype(np.int16), sample_rate_hz, subtype="PCM_16")
-    write_midi(parts, tempo_bpm, track / "all_src.mid")
+    soundfile.write(track / "mix.flac", mix.astype(np.int16), sample_rate_hz, subtype="PCM_16",
+                    compression_level=_FLAC_LEVEL)
     metadata = {"UUID": track.name, "audio_dir": "stems", "midi_dir": "MIDI", "sample_rate_hz": sample_rate_hz,
                 "num_samples": int(mix.shape[0]), "overall_gain_db": round(20 * float(np.log10(gain)), 3)
                 if gain > 0 else None, "source": source, "stems": stems_meta}
