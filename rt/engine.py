@@ -151,7 +151,12 @@ class Engine:
 
     # ------------------------------------------------------------------ lifecycle
     def prepare(self) -> None:
-        """Compile every numba kernel, warm the model up, prefill the output ring. Call before a stream starts."""
+        """Compile every numba kernel, warm the model up, prefill the output ring. Call before a stream starts.
+
+        Also sets the calling thread's torch intra-op threads to ``torch_threads`` (the file
+        driver runs the worker's step in the calling thread).
+        """
+        torch.set_num_threads(self.torch_threads)
         warmup_ring()
         warmup_resampler()
         self.separator.reset()

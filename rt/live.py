@@ -16,7 +16,6 @@ import numpy as np
 from .engine import Engine
 from .latency import LatencyBreakdown
 
-BLOCKSIZE = 0
 SUPPORTED_RATES_HZ = (22050, 44100, 48000, 88200, 96000)
 NO_AUDIO_HINT = ("run `stemstream devices` to see what PortAudio finds; on a machine without a sound card "
                  "start a JACK server first (`jackd -d dummy -r 48000 -p 256 &`), or use --input-file/--output-file")
@@ -36,7 +35,7 @@ class DeviceChoice:
     channels: int  # 1 or 2, in and out (times the stems with --stem-outputs)
 
 
-def _sounddevice():
+def load_sounddevice():
     try:
         import sounddevice
     except OSError as exc:  # PortAudio's shared library is missing
@@ -47,7 +46,7 @@ def _sounddevice():
 def choose_devices(input_device: str | int | None, output_device: str | int | None,
                    output_channels_per_channel: int = 1) -> DeviceChoice:
     """Resolve devices (index, name substring, or the defaults) and check rate and channels."""
-    sd = _sounddevice()
+    sd = load_sounddevice()
     try:
         inp = sd.query_devices(_device_arg(input_device), "input")
         out = sd.query_devices(_device_arg(output_device), "output")
@@ -77,13 +76,14 @@ def _device_arg(device: str | int | None) -> str | int | None:
 class LiveStream:
     """A running duplex stream feeding an engine; a context manager that stops cleanly."""
 
-    def __init__(self, engine: Engine, choice: DeviceChoice) -> None:
-        sd = _sounddevice()
+    def __init__(self, engine: Engine, choice: DeviceChoice, blocksize: int = 0) -> None:
+        """``blocksize=0`` takes the audio server's own period (no extra buffering under JACK)."""
+        sd = load_sounddevice()
         self.engine = engine
         self.status_flags = 0  # callbacks that reported an xrun or other status from PortAudio
         engine.start()  # numba kernels compiled, model warmed, output ring prefilled
         try:
-            self._stream = sd.Stream(samplerate=choice.sample_rate_hz, blocksize=BLOCKSIZE,
+            self._stream = sd.Stream(samplerate=choice.sample_rate_hz, blocksize=blocksize,
                                      device=(choice.input_device, choice.output_device),
                                      channels=(engine.channels, engine.output_channels), dtype="float32",
                                      callback=self._callback)
