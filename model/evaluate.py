@@ -19,6 +19,7 @@ mixture. ``model="mixture"`` scores the mixture as every estimate (0 dB SI-SDRi 
 from __future__ import annotations
 
 import math
+import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -56,6 +57,8 @@ class EvalResult:
     format: str = ""
     sample_rate_hz: int = 0
     track_names: list[str] = field(default_factory=list)
+    audio_s: float = 0.0  # seconds of audio scored (per channel)
+    wall_s: float = 0.0   # time taken: reading, separating and scoring
 
     def to_json(self) -> dict:
         out = asdict(self)
@@ -127,12 +130,14 @@ def evaluate(model: str, data: str | Path, format: str, limit: int | None = None
     Tracks are read at the model's rate (``sample_rate_hz`` for the mixture baseline, default
     the default config's 22.05 kHz) with ``channels`` channels. ``sdr=False`` skips museval.
     """
+    wall0 = time.perf_counter()
     estimator = _Estimator(model, device, sample_rate_hz)
     rate = estimator.sample_rate_hz
     paths = list_tracks(data, format, names, limit)
     windows: dict[str, list[np.ndarray]] = {}
     sdrs: dict[str, list[float]] = {}
     track_names = []
+    audio_s = 0.0
     for path in paths:
         track = read_track(path, format, rate, channels)
         stem_names = estimator.evaluated_stems(track)
@@ -147,6 +152,7 @@ def evaluate(model: str, data: str | Path, format: str, limit: int | None = None
                 if math.isfinite(value):
                     sdrs.setdefault(n, []).append(float(value))
         track_names.append(track.name)
+        audio_s += track.num_samples / rate
         if progress is not None:
             progress(f"{track.name}: {track.num_samples / rate:.1f} s, stems {', '.join(stem_names)}")
     stems = {}
@@ -157,7 +163,8 @@ def evaluate(model: str, data: str | Path, format: str, limit: int | None = None
                              float(np.median(sdrs[n])) if sdr and sdrs.get(n) else None, int(active.size))
     mean = [s.si_sdri_db for s in stems.values() if math.isfinite(s.si_sdri_db)]
     return EvalResult(model, len(track_names), stems, float(np.mean(mean)) if mean else float("nan"),
-                      str(data), format, rate, track_names)
+                      str(data), format, rate, track_names, round(audio_s, 3),
+                      round(time.perf_counter() - wall0, 3))
 
 
 def format_table(results: list[EvalResult]) -> str:

@@ -48,6 +48,7 @@ def test_json_schema_and_mixture_baseline_side_by_side(data, tiny_model, tmp_pat
     for r in result:
         assert {"model", "tracks", "stems", "mean_si_sdri_db"} <= set(r)
         assert r["tracks"] == 2 and set(r["stems"]) == {"bass", "drums", "guitar", "piano"}
+        assert r["audio_s"] == pytest.approx(12.0) and r["wall_s"] > 0 and r["sample_rate_hz"] == SR
         for score in r["stems"].values():
             assert set(score) == {"si_sdri_db", "sdr_db", "windows"}
             assert score["sdr_db"] is None and isinstance(score["windows"], int) and score["windows"] > 0
