@@ -127,6 +127,8 @@ class _Song:
         for name, part in self.parts.items():  # mix: volume and pan controllers
             pan = 64 if name in ("drums", "bass") else int(np.clip(rng.normal(64, 25), 10, 118))
             part.events += [NoteEvent(0.0, "cc", 7, int(rng.integers(80, 121))), NoteEvent(0.0, "cc", 10, pan)]
+        self._variants: dict[tuple[str, int], int] = {}
+        self._piano_center = float(rng.uniform(58, 68))
 
     # -------------------------------------------------------------- helpers
     def chord(self, bar: int, with_seventh: bool) -> list[int]:
@@ -233,7 +235,7 @@ class _Song:
                 if self.rng.random() < 0.55:
                     self._strum(bar, step, voicing[1:], self.beat_s * 0.12, (70 + 25 * (step % 4 == 2)) * dyn,
                                 down=step % 2 == 0)
-        elif style in ("ballad",) or self.rng.random() < 0.25:  # picked arpeggio
+        elif style == "ballad" or self.rng.random() < 0.25:  # picked arpeggio
             for i in range(8):
                 self.note("guitar", self.step_time(bar, 2 * i), self.beat_s * 1.2, voicing[(i * 2) % len(voicing)],
                           70 * dyn)
@@ -283,8 +285,7 @@ class _Song:
         return self._variants.setdefault((section, count), int(self.rng.integers(count)))
 
     def build(self) -> list[Part]:
-        self._variants: dict[tuple[str, int], int] = {}
-        self._piano_center = float(self.rng.uniform(58, 68))
+        """All sections, bar by bar -> the parts that play at least one note."""
         bar = 0
         for section, length in self.plan.sections:
             active = {name: self.rng.random() < SECTION_ACTIVITY[section]["other" if name.startswith("other")
