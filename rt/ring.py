@@ -23,17 +23,22 @@ _READ = 0   # slot of the read counter in the reader's array (its second slot: u
 def _write_kernel(buf, writer, reader, x, frame_major):
     """Copy ``x`` (``[C, n]``, or ``[n, C]`` when ``frame_major``) into ``buf``; return samples written."""
     capacity = buf.shape[1]
-    channels = buf.shape[0]
     n = x.shape[0] if frame_major else x.shape[1]
     w = writer[0]
-    space = capacity - (w - reader[0])
-    todo = min(n, space)
-    for k in range(todo):
-        pos = (w + k) % capacity
-        for c in range(channels):
-            buf[c, pos] = x[k, c] if frame_major else x[c, k]
+    todo = min(n, capacity - (w - reader[0]))
+    start = w % capacity
+    first = min(todo, capacity - start)  # up to the end of the buffer, then from its start
+    for c in range(buf.shape[0]):
+        if frame_major:
+            for k in range(first):
+                buf[c, start + k] = x[k, c]
+            for k in range(first, todo):
+                buf[c, k - first] = x[k, c]
+        else:
+            buf[c, start:start + first] = x[c, :first]
+            buf[c, :todo - first] = x[c, first:todo]
     writer[1] += n - todo
-    writer[0] = w + todo
+    writer[0] = w + todo  # published after the samples
     return todo
 
 
@@ -41,25 +46,25 @@ def _write_kernel(buf, writer, reader, x, frame_major):
 def _read_kernel(buf, writer, reader, out, frame_major):
     """Copy up to ``n`` samples into ``out``, zero-fill the rest; return samples read."""
     capacity = buf.shape[1]
-    channels = buf.shape[0]
     n = out.shape[0] if frame_major else out.shape[1]
     r = reader[0]
     todo = min(n, writer[0] - r)
-    for k in range(todo):
-        pos = (r + k) % capacity
-        for c in range(channels):
-            if frame_major:
-                out[k, c] = buf[c, pos]
-            else:
-                out[c, k] = buf[c, pos]
-    for k in range(todo, n):
-        for c in range(channels):
-            if frame_major:
+    start = r % capacity
+    first = min(todo, capacity - start)
+    for c in range(buf.shape[0]):
+        if frame_major:
+            for k in range(first):
+                out[k, c] = buf[c, start + k]
+            for k in range(first, todo):
+                out[k, c] = buf[c, k - first]
+            for k in range(todo, n):
                 out[k, c] = 0.0
-            else:
-                out[c, k] = 0.0
+        else:
+            out[c, :first] = buf[c, start:start + first]
+            out[c, first:todo] = buf[c, :todo - first]
+            out[c, todo:] = 0.0
     reader[1] += n - todo
-    reader[0] = r + todo
+    reader[0] = r + todo  # published after the samples were taken
     return todo
 
 
