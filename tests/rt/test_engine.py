@@ -133,3 +133,16 @@ def test_bad_engine_arguments_are_clear_errors():
         Engine(small_separator(), 48000, 3, 256)
     with pytest.raises(ValueError, match="unknown stem 'vocals'; this model's stems are: bass, drums, guitar, piano"):
         Engine(small_separator(), 48000, 2, 256, stems=["vocals"])
+
+
+def test_stem_outputs_give_each_stem_its_own_channels(rng):
+    separator = small_separator()
+    engine = Engine(separator, 48000, 2, 256, stems=["piano", "bass"], stem_outputs=True)
+    assert engine.output_channels == 4
+    x = music_like(2, 12000, 48000, rng)
+    y = drive(engine, x)
+    x_and_tail = np.pad(x, ((0, 0), (0, y.shape[1] - x.shape[1])))
+    for group, gains in enumerate(([0.0, 0.0, 0.0, 1.0], [1.0, 0.0, 0.0, 0.0])):  # piano, then bass
+        expected = offline_reference(separator, x_and_tail, 48000, np.array(gains), engine.prefill_samples, y.shape[1])
+        np.testing.assert_allclose(y[2 * group:2 * group + 2], expected, atol=2e-4)
+    engine.close()
