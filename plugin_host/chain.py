@@ -17,8 +17,7 @@ import numpy as np
 import pedalboard
 
 from .fifo import SampleFifo
-from .layout import Layout, check_audio, from_planar, to_planar
-from .separator import check_buffer_size, check_sample_rate
+from .processor import PedalboardProcessor, check_sample_rate
 
 PROBE_MAX_CALLS = 512  # bound on the silent blocks fed to measure a native segment's latency
 
@@ -146,7 +145,7 @@ class _PythonStage:
         return self._call(audio, sample_rate_hz, buffer_size, reset=False)
 
 
-class Chain:
+class Chain(PedalboardProcessor):
     """Native pedalboard plugins and Python processors, in any order, with pedalboard's call shape.
 
     ``process(input_array, sample_rate, buffer_size=8192, reset=True)`` takes and returns what
@@ -159,15 +158,11 @@ class Chain:
     iteration); an edit ends the current stream.
     """
 
-    is_effect = True
-    is_instrument = False
-
     def __init__(self, processors: Iterable[object] = ()) -> None:
         self._items: list[object] = [check_processor(p) for p in processors]
         self._stages: list[_NativeStage | _PythonStage] | None = None
         self._stream: tuple[int, int] | None = None  # (sample rate, channels) of the running stream
         self._last_rate_hz: int | None = None
-        self._last_layout: Layout | None = None
 
     # ------------------------------------------------------------------ list-like editing
     def __len__(self) -> int:
@@ -260,21 +255,7 @@ class Chain:
         for stage in self.stages():
             stage.reset()
         self._stream = None
-        self._last_layout = None
-
-    def process(self, input_array: np.ndarray, sample_rate: float, buffer_size: int = 8192,
-                reset: bool = True) -> np.ndarray:
-        """Run the chain; same shape and layout as ``input_array``, float32."""
-        audio = check_audio(input_array)
-        rate, buffer_size = check_sample_rate(sample_rate), check_buffer_size(buffer_size)
-        if audio.size == 0:
-            return np.zeros(audio.shape, np.float32)
-        planar = to_planar(audio, self._last_layout)
-        out = self.process_channels_first(planar.audio, rate, buffer_size, reset)
-        self._last_layout = planar.layout
-        return from_planar(out, planar.layout)
-
-    __call__ = process
+        self.forget_layout()
 
     def process_channels_first(self, audio: np.ndarray, sample_rate: int, buffer_size: int = 8192,
                                reset: bool = True) -> np.ndarray:

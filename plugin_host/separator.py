@@ -13,26 +13,10 @@ from rt.resample import StreamingResampler
 from rt.resample import warmup as warmup_resampler
 
 from .fifo import SampleFifo
-from .layout import Layout, check_audio, from_planar, to_planar
+from .layout import check_audio, from_planar, to_planar
+from .processor import PedalboardProcessor, check_sample_rate
 
 SEPARATE_CHUNK_SAMPLES = 65536  # host samples per step in separate(); bounds memory, not results
-
-
-def check_sample_rate(sample_rate: float) -> int:
-    """``sample_rate`` as an int number of Hz; a clear error for anything else."""
-    try:
-        rate = float(sample_rate)
-    except (TypeError, ValueError):
-        raise TypeError(f"sample_rate must be a number of Hz, got {sample_rate!r}") from None
-    if not math.isfinite(rate) or rate <= 0 or rate != round(rate):
-        raise ValueError(f"sample_rate must be a positive whole number of Hz (e.g. 44100), got {sample_rate!r}")
-    return int(round(rate))
-
-
-def check_buffer_size(buffer_size: int) -> int:
-    if int(buffer_size) != buffer_size or buffer_size < 1:
-        raise ValueError(f"buffer_size must be a positive integer number of samples, got {buffer_size!r}")
-    return int(buffer_size)
 
 
 def latency_breakdown(runtime: model.StreamingSeparator, host_rate_hz: int) -> LatencyBreakdown:
@@ -93,7 +77,7 @@ class _RateStream:
         return np.concatenate(pieces, axis=-1)[..., lat:]
 
 
-class StemSeparator:
+class StemSeparator(PedalboardProcessor):
     """A stem separator with pedalboard's call shape: the mix of the chosen stems, or every stem.
 
     ``process(input_array, sample_rate, buffer_size=8192, reset=True)`` takes what pedalboard
@@ -124,9 +108,6 @@ class StemSeparator:
         n_q: number of quantizers used when loading ``model`` (default: all).
     """
 
-    is_effect = True
-    is_instrument = False
-
     def __init__(self, model: str | Path | model.StreamingSeparator | model.RQVAESeparator = model.DEFAULT_MODEL,
                  stems: Sequence[str] | str | None = None,
                  gains_db: Mapping[str, float] | Sequence[float] | None = None,
@@ -135,7 +116,6 @@ class StemSeparator:
         self.stems: tuple[str, ...] = _check_stems(self.runtime, stems)
         self.gains_db: dict[str, float] = _check_gains(self.stems, gains_db)
         self._last_rate_hz = self.runtime.sample_rate_hz
-        self._last_layout: Layout | None = None
         self._stream: _RateStream | None = None
 
     # ------------------------------------------------------------------ properties
@@ -172,21 +152,7 @@ class StemSeparator:
         """Forget the stream and the remembered channel layout."""
         self.runtime.reset()
         self._stream = None
-        self._last_layout = None
-
-    def process(self, input_array: np.ndarray, sample_rate: float, buffer_size: int = 8192,
-                reset: bool = True) -> np.ndarray:
-        """The mix of the selected stems, same shape and layout as ``input_array``, float32."""
-        audio = check_audio(input_array)
-        rate, buffer_size = check_sample_rate(sample_rate), check_buffer_size(buffer_size)
-        if audio.size == 0:
-            return np.zeros(audio.shape, np.float32)
-        planar = to_planar(audio, self._last_layout)
-        out = self.process_channels_first(planar.audio, rate, buffer_size, reset)
-        self._last_layout = planar.layout
-        return from_planar(out, planar.layout)
-
-    __call__ = process
+        self.forget_layout()
 
     def process_channels_first(self, audio: np.ndarray, sample_rate: int, buffer_size: int = 8192,
                                reset: bool = True) -> np.ndarray:
