@@ -1,10 +1,12 @@
 """Evaluating a separator on multitrack data with the paper's protocol (and museval's SDR).
 
-The model runs causally over each whole track through :meth:`StreamingSeparator.separate`:
+A causal model runs over each whole track through :meth:`StreamingSeparator.separate`:
 the streaming layers' code from a reset state, fed in chunks of whole frames, which gives the
 same samples as feeding ``process`` block by block and shifting by ``latency_samples`` (the
 runtime's tests check that equality) while avoiding per-block Python overhead. Each channel
-is separated as a mono signal (channels are folded into the model's batch).
+is separated as a mono signal (channels are folded into the model's batch). A non-causal model
+(``causal=False``: the paper's bidirectional arrangement, kept for comparison) cannot stream;
+it runs offline on the whole track in one call.
 
 Scores, per stem the model and the data both have:
 - ``si_sdri_db``: :func:`model.metrics.windowed_si_sdri` (4 s windows, 2 s hop, windows with
@@ -26,11 +28,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
+from .checkpoint import load_separator
 from .config import SeparatorConfig
 from .data.readers import list_tracks, read_track
 from .data.track import Track
 from .metrics import windowed_si_sdri
+from .runtime import StreamingSeparator
+from .separator import RQVAESeparator
 
 MIXTURE_BASELINE = "mixture"
 MUSEVAL_WINDOW_S = 1.0
@@ -76,20 +82,25 @@ def _finite_or_none(score: dict) -> dict:
 
 
 class _Estimator:
-    """Stem estimates ``[S, C, T]`` for a track's mixture: a loaded model or the mixture baseline."""
+    """Stem estimates ``[S, C, T]`` for a track's mixture: a causal model streamed, a non-causal
+    model (the paper's arrangement, for comparison) run offline on the whole track, or the
+    mixture baseline."""
 
     def __init__(self, name_or_path: str, device: str, sample_rate_hz: int | None) -> None:
         self.name = name_or_path
+        self.separator: StreamingSeparator | None = None
+        self.offline: RQVAESeparator | None = None
         if name_or_path == MIXTURE_BASELINE:
-            self.separator = None
             self.stems: tuple[str, ...] | None = None  # every stem the data has
             self.sample_rate_hz = sample_rate_hz or SeparatorConfig().sample_rate_hz
+            return
+        net = load_separator(name_or_path)
+        if net.config.causal:
+            self.separator = StreamingSeparator(net, device=device)
         else:
-            from .checkpoint import load
-
-            self.separator = load(name_or_path, device=device)
-            self.stems = self.separator.stems
-            self.sample_rate_hz = self.separator.sample_rate_hz
+            self.offline = net.to(device)
+        self.stems = net.config.stems
+        self.sample_rate_hz = net.config.sample_rate_hz
 
     def evaluated_stems(self, track: Track) -> list[str]:
         names = list(track.stems) if self.stems is None else [s for s in self.stems if s in track.stems]
@@ -99,10 +110,26 @@ class _Estimator:
         return names
 
     def estimate(self, track: Track, names: list[str]) -> np.ndarray:
-        if self.separator is None:
+        if self.stems is None:
             return np.broadcast_to(track.mixture, (len(names),) + track.mixture.shape)
-        stems = self.separator.separate(track.mixture)  # [S_model, C, T]
-        return stems[[self.separator.stem_index(n) for n in names]]
+        if self.separator is not None:
+            stems = self.separator.separate(track.mixture)  # [S_model, C, T]
+        else:
+            stems = _run_offline(self.offline, track.mixture)
+        return stems[[self.stems.index(n) for n in names]]
+
+
+@torch.inference_mode()
+def _run_offline(net: RQVAESeparator, mixture: np.ndarray) -> np.ndarray:
+    """A whole ``[C, T]`` track through the network in one call (channels as the batch) -> ``[S, C, T]``,
+    aligned with the input (the network's ``output_delay_samples`` removed)."""
+    channels, n = mixture.shape
+    delay, frame = net.config.output_delay_samples, net.config.frame_size
+    padded = np.zeros((channels, 1, -(-(n + delay) // frame) * frame), np.float32)
+    padded[:, 0, :n] = mixture
+    device = next(net.parameters()).device
+    out = net(torch.from_numpy(padded).to(device)).stems.float().cpu().numpy()  # [C, S, T']
+    return out[:, :, delay:delay + n].transpose(1, 0, 2)
 
 
 def _museval_sdr(estimates: np.ndarray, references: np.ndarray, sample_rate_hz: int) -> np.ndarray:
