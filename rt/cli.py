@@ -38,7 +38,7 @@ def _add_live(subparsers: argparse._SubParsersAction) -> None:
     midi = p.add_mutually_exclusive_group()
     midi.add_argument("--midi-port", default=None, help="listen to the MIDI input port whose name contains this")
     midi.add_argument("--midi-virtual", action="store_true", help="open a virtual JACK MIDI input port to connect to")
-    p.add_argument("--midi-map", type=Path, default=None, help="JSON MIDI mapping file (default mapping otherwise)")
+    p.add_argument("--midi-map", type=Path, default=None, help="MIDI mapping file, JSON or .toml (default mapping otherwise)")
     p.add_argument("--stem-outputs", action="store_true", help="each chosen stem on its own output channels")
     p.add_argument("--input-file", type=Path, default=None, help="read audio from this file instead of a device")
     p.add_argument("--output-file", type=Path, default=None, help="write the output here (with --input-file)")

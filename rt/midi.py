@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import threading
+import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,7 +36,9 @@ class MidiMapping:
     """Which note mutes which stem, which CC sets which stem's gain, which CC sets dry/wet.
 
     ``channel`` is 1..16, or ``None`` to listen on every channel. Saved as JSON:
-    ``{"channel": null, "notes": {"36": "bass"}, "gain_ccs": {"21": "bass"}, "wet_cc": 20}``.
+    ``{"channel": null, "notes": {"36": "bass"}, "gain_ccs": {"21": "bass"}, "wet_cc": 20}``;
+    a ``.toml`` file with the same keys loads too (``notes = {36 = "bass"}``, no ``channel``
+    for every channel).
     """
 
     notes: dict[int, str] = field(default_factory=dict)
@@ -55,14 +58,16 @@ class MidiMapping:
 
     @classmethod
     def load(cls, path: str | Path, stems: Sequence[str]) -> "MidiMapping":
-        """Read a JSON mapping file; every problem is reported with the file name."""
+        """Read a JSON (or ``.toml``) mapping file; every problem is reported with the file name."""
         path = Path(path)
+        toml = path.suffix.lower() == ".toml"
         try:
-            data = json.loads(path.read_text())
+            text = path.read_text()
+            data = tomllib.loads(text) if toml else json.loads(text)
         except FileNotFoundError as exc:
             raise ValueError(f"MIDI mapping file {path} does not exist") from exc
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"MIDI mapping file {path} is not valid JSON: {exc}") from exc
+        except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
+            raise ValueError(f"MIDI mapping file {path} is not valid {'TOML' if toml else 'JSON'}: {exc}") from exc
         if not isinstance(data, dict):
             raise ValueError(f"MIDI mapping file {path} must hold a JSON object, see MidiMapping's docstring")
         unknown = sorted(set(data) - {"channel", "notes", "gain_ccs", "wet_cc"})

@@ -78,6 +78,9 @@ def test_mapping_files_round_trip_and_bad_files_name_the_problem(tmp_path):
     path.write_text("{")
     with pytest.raises(ValueError, match="not valid JSON"):
         MidiMapping.load(path, STEMS)
+    toml = tmp_path / "map.toml"
+    toml.write_text('wet_cc = 71\nchannel = 10\n[notes]\n40 = "drums"\n[gain_ccs]\n70 = "bass"\n')
+    assert MidiMapping.load(toml, STEMS) == mapping
 
 
 @pytest.mark.skipif(not jackd_installed(), reason="jackd (jackd2) is not installed")
