@@ -262,6 +262,8 @@ class Chain(PedalboardProcessor):
         """:meth:`process` on checked ``[C, T]`` float32 audio (what an enclosing Chain calls)."""
         self._last_rate_hz = sample_rate
         channels = audio.shape[0]
+        if audio.shape[1] == 0:
+            return audio.copy()
         if reset:
             self._stream = None
             for stage in self.stages():

@@ -131,6 +131,8 @@ def test_nested_chain_and_bad_input(separator):
     outer = Chain([inner, Reverb()])
     assert np.array_equal(outer(x, RATE), Reverb()(inner(x, RATE), RATE))
     assert outer.latency_at(RATE) == separator.latency_at(RATE)
+    assert outer.process_channels_first(np.zeros((2, 0), np.float32), RATE, reset=False).shape == (2, 0)
+    assert outer(np.zeros((0, 2)), RATE).shape == (0, 2)
     with pytest.raises(TypeError, match="int16"):
         outer(np.zeros((2, 100), np.int16), RATE)
     with pytest.raises(ValueError, match="NaN"):
