@@ -10,7 +10,7 @@ import numpy as np
 
 from .fluid import FluidSynth
 from .generator import DRUM_KITS, generate_song
-from .midi import Part, read_parts
+from .midi import read_parts
 from .writer import METADATA_FILE, write_track
 
 DEFAULT_SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
@@ -67,14 +67,14 @@ def render_dataset(out: str | Path, tracks: int, seconds: float | None, soundfon
     with FluidSynth(soundfont, sample_rate_hz) as synth:
         load_cpu_s = time.process_time() - cpu0
         kits = tuple(k for k in sorted(set(DRUM_KITS)) if synth.has_preset(k, is_drum=True)) or (0,)
-        jobs = [(f"Track{i + 1:05d}", i, None) for i in range(tracks)]
-        jobs += [(f"Track{tracks + j + 1:05d}", None, item) for j, item in enumerate(midi_parts)]
-        for name, index, midi_item in jobs:
+        jobs = [None] * tracks + midi_parts  # None: a procedural song
+        for index, midi_item in enumerate(jobs):
+            name = f"Track{index + 1:05d}"
             directory = out / name
             if (directory / METADATA_FILE).is_file():
                 skipped += 1
                 continue
-            rng = np.random.default_rng([seed, index if index is not None else 0])
+            rng = np.random.default_rng([seed, index])
             if midi_item is None:
                 plan, parts = generate_song(rng, seconds, kits)
                 length_s, tempo_bpm = seconds, plan.tempo_bpm
@@ -92,7 +92,7 @@ def render_dataset(out: str | Path, tracks: int, seconds: float | None, soundfon
             keep = [i for i, a in enumerate(audio) if a.any()]  # parts silent in this excerpt
             if not keep:
                 raise ValueError(f"{name} ({source}) renders to silence: the soundfont has no sound for its parts")
-            parts: list[Part] = [parts[i] for i in keep]
+            parts = [parts[i] for i in keep]
             audio = [audio[i] for i in keep]
             write_track(directory, parts, audio, sample_rate_hz, peak_db=float(rng.uniform(-6.0, -1.0)),
                         tempo_bpm=tempo_bpm, source=source, plugin_name=Path(soundfont).name)
