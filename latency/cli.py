@@ -1,4 +1,4 @@
-"""Subcommands of the ``latency`` package: ``profile`` (and ``roundtrip``).
+"""Subcommands of the ``latency`` package: ``profile`` and ``roundtrip``.
 
 Handlers import their modules lazily, so ``python -m latency profile`` needs only torch,
 numpy and this project (matplotlib for ``--plot``), as on a bare GPU machine.
@@ -48,6 +48,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--plot", help="output PNG: histogram and timeline per configuration")
     p.set_defaults(func=_profile)
 
+    r = subparsers.add_parser(
+        "roundtrip", help="measure the live engine's latency through JACK and compare it with the reported one",
+        description="Play impulses and a sweep through the live engine on the running JACK server (PortAudio's "
+                    "default devices), find them by cross-correlation, and set the measured delay beside the "
+                    "reported latency split into its parts. Exit code 0 when they agree within one sample, 1 when not.")
+    rsrc = r.add_mutually_exclusive_group()
+    rsrc.add_argument("--model", help="shipped model name or checkpoint directory (default: the shipped default)")
+    rsrc.add_argument("--config-json", metavar="PATH|default",
+                      help="random weights of this SeparatorConfig JSON ('default': SeparatorConfig())")
+    r.add_argument("--path", choices=("wet", "dry"), default="wet",
+                   help="wet: the separated stems (all at 0 dB); dry: the input through the same pipeline")
+    r.add_argument("--prefill-samples", type=int, help="the engine's output prefill (default: two blocks)")
+    r.add_argument("--attempts", type=int, default=5, help="runs to try when xruns disturb one (default 5)")
+    r.add_argument("--json", required=True, help="output JSON file")
+    r.set_defaults(func=_roundtrip)
+
 
 def _profile(args: argparse.Namespace) -> int:
     import torch
@@ -92,3 +108,33 @@ def _profile(args: argparse.Namespace) -> int:
 def _fail(message: str) -> int:
     print(f"stemstream: error: {message}", file=sys.stderr)
     return 2
+
+
+def _roundtrip(args: argparse.Namespace) -> int:
+    import json
+    import math
+    from pathlib import Path
+
+    import model
+    from rt.live import LiveError
+
+    from .jackio import JackProbeError
+    from .roundtrip import format_result, measure_roundtrip
+    from .subject import load_subject
+
+    if args.attempts < 1 or (args.prefill_samples is not None and args.prefill_samples < 0):
+        return _fail("--attempts must be >= 1 and --prefill-samples >= 0")
+    try:
+        net, info = load_subject(args.model, args.config_json)
+        separator = model.StreamingSeparator(net)
+        result = measure_roundtrip(separator, args.path, info.label, info.random_weights, args.prefill_samples,
+                                   args.attempts, log=lambda line: print(line, file=sys.stderr))
+    except (LiveError, JackProbeError, model.CheckpointError, ValueError) as exc:
+        return _fail(str(exc))
+    print(format_result(result))
+    data = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in result.to_dict().items()}
+    out = Path(args.json)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(data, indent=1) + "\n")
+    print(f"wrote {out}", file=sys.stderr)
+    return 0 if result.agree else 1
