@@ -3,7 +3,9 @@
 The producer thread only ever writes the write counter, the consumer thread only the read
 counter; both are monotonically increasing int64 counters in separate numpy arrays, stored
 after (writer) or before (reader) the samples they publish. The hot paths are numba
-``@njit(cache=True)`` kernels over preallocated arrays: no allocation per call.
+``@njit(cache=True)`` kernels over preallocated arrays: no allocation per call. The kernels
+keep the GIL (no ``nogil``): a Python audio callback holds it anyway, and a copy of a block
+takes microseconds; the one-writer-per-counter layout is what makes the ring correct.
 
 Overflow policy: ``write`` never overwrites unread samples. When the ring is full it writes
 what fits, drops the newest rest and adds the dropped samples to ``overflows``.
