@@ -133,9 +133,3 @@ class JackProbe:
         for client in (self.player, self.recorder):
             client.deactivate()
             client.close()
-
-    def __enter__(self) -> "JackProbe":
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()

@@ -37,37 +37,37 @@ def plot_profile(results: list[ProfileResult], path: str | Path) -> Path:
 
 
 def _draw(hist_ax, time_ax, result: ProfileResult) -> None:
-    row, ms = result.row, np.maximum(result.timings.compute_ms, 1e-4)
-    high = max(ms.max(), row.budget_ms) * 1.5
-    low = min(ms.min() / 1.5, row.budget_ms / 1.5, high / 20)  # at least a decade, so ticks read
+    row, st, ms = result.row, result.row.stats, np.maximum(result.timings.compute_ms, 1e-4)
+    high = max(ms.max(), st.budget_ms) * 1.5
+    low = min(ms.min() / 1.5, st.budget_ms / 1.5, high / 20)  # at least a decade, so ticks read
     bins = np.geomspace(low, high, 60)
     hist_ax.hist(ms, bins=bins, color="tab:blue")
     hist_ax.set_xscale("log")
     hist_ax.set_yscale("log")
     _plain_log_ticks(hist_ax.xaxis)
-    hist_ax.axvline(row.budget_ms, color="tab:red", linestyle="--", label=f"budget {row.budget_ms:.2f} ms")
-    hist_ax.axvline(row.p99_ms, color="black", linestyle=":", label=f"p99 {row.p99_ms:.2f} ms")
+    hist_ax.axvline(st.budget_ms, color="tab:red", linestyle="--", label=f"budget {st.budget_ms:.2f} ms")
+    hist_ax.axvline(st.p99_ms, color="black", linestyle=":", label=f"p99 {st.p99_ms:.2f} ms")
     hist_ax.set_xlabel("compute per block (ms)")
     hist_ax.set_ylabel("calls")
     hist_ax.legend(fontsize=7, loc="upper left")
-    label = (f"{row.device} {row.mode}, {row.channels} ch, block {row.block} ({row.budget_ms:.2f} ms), "
+    label = (f"{row.device} {row.mode}, {row.channels} ch, block {row.block} ({st.budget_ms:.2f} ms), "
              f"{row.threads} thread{'s' if row.threads > 1 else ''}")
     hist_ax.set_title(label, fontsize=8, loc="left")
 
-    t_s = np.arange(len(ms)) * row.budget_ms / 1000.0
-    late = ms > row.budget_ms
+    t_s = np.arange(len(ms)) * st.budget_ms / 1000.0
+    late = ms > st.budget_ms
     time_ax.plot(t_s, ms, ".", markersize=2, color="tab:blue")
     time_ax.plot(t_s[late], ms[late], ".", markersize=4, color="tab:red")
-    time_ax.axhline(row.budget_ms, color="tab:red", linestyle="--")
+    time_ax.axhline(st.budget_ms, color="tab:red", linestyle="--")
     time_ax.set_yscale("log")
     time_ax.set_ylim(low, high)
     _plain_log_ticks(time_ax.yaxis)
     time_ax.set_xlabel("stream time (s)")
     time_ax.set_ylabel("ms")
-    summary = (f"p50 {row.p50_ms:.2f}  p99 {row.p99_ms:.2f}  max {row.max_ms:.2f} ms · load p99 "
-               f"{row.load_p99:.2f} · misses {row.deadline_misses}/{row.calls} · rtf {row.rtf:.2f}")
-    if row.frame_call_fraction < 1:
-        summary += f" · 1 call in {1 / row.frame_call_fraction:.0f} runs a frame"
+    summary = (f"p50 {st.p50_ms:.2f}  p99 {st.p99_ms:.2f}  max {st.max_ms:.2f} ms · load p99 "
+               f"{st.load_p99:.2f} · misses {st.deadline_misses}/{st.calls} · rtf {st.rtf:.2f}")
+    if st.frame_call_fraction < 1:
+        summary += f" · 1 call in {1 / st.frame_call_fraction:.0f} runs a frame"
     time_ax.set_title(summary, fontsize=8, loc="left")
 
 

@@ -74,28 +74,17 @@ class BlockStats:
 
 @dataclass(frozen=True)
 class ProfileRow:
-    """One JSON row: the issue's keys first, then what makes the row reproducible."""
+    """One configuration's result; :meth:`to_dict` gives the flat JSON row (the issue's keys first)."""
 
     device: str
     mode: str
     block: int
-    p50_ms: float
-    p95_ms: float
-    p99_ms: float
-    max_ms: float
-    budget_ms: float
-    load_p99: float
-    deadline_misses: int
-    rtf: float
+    stats: BlockStats
     channels: int
     threads: int
-    calls: int
     seconds: float
     frame_size: int
     sample_rate_hz: int
-    frames_per_call: float
-    frame_call_fraction: float
-    frame_p99_ms: float
     setup_s: float
     graph_error: str | None
     model: str
@@ -106,7 +95,9 @@ class ProfileRow:
     torch_version: str
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        flat = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "stats"}
+        head = {k: flat.pop(k) for k in ("device", "mode", "block")}
+        return {**head, **dataclasses.asdict(self.stats), **flat}
 
 
 class ProfileResult(NamedTuple):
@@ -211,11 +202,10 @@ def run_profile(net: model.RQVAESeparator, info: ModelInfo, device: str, modes: 
                 timings = time_blocks(runtime, block, ch, seconds, warmup_seconds, progress)
                 stats = summarize(timings, block, runtime.sample_rate_hz)
                 row = ProfileRow(
-                    device=device, mode=mode, block=block, **_issue_stats(stats), channels=ch,
-                    threads=torch.get_num_threads(), calls=stats.calls, seconds=seconds,
+                    device=device, mode=mode, block=block, stats=stats, channels=ch,
+                    threads=torch.get_num_threads(), seconds=seconds,
                     frame_size=runtime.frame_size, sample_rate_hz=runtime.sample_rate_hz,
-                    frames_per_call=stats.frames_per_call, frame_call_fraction=stats.frame_call_fraction,
-                    frame_p99_ms=stats.frame_p99_ms, setup_s=setup_s, graph_error=runtime.graph_error,
+                    setup_s=setup_s, graph_error=runtime.graph_error,
                     model=info.label, random_weights=info.random_weights,
                     parameters=net.num_parameters(), machine=machine,
                     load_average_1min=load_average, torch_version=torch.__version__)
@@ -224,18 +214,14 @@ def run_profile(net: model.RQVAESeparator, info: ModelInfo, device: str, modes: 
     return results
 
 
-def _issue_stats(stats: BlockStats) -> dict:
-    keys = ("p50_ms", "p95_ms", "p99_ms", "max_ms", "budget_ms", "load_p99", "deadline_misses", "rtf")
-    return {k: getattr(stats, k) for k in keys}
-
-
 def format_row(row: ProfileRow) -> str:
     """One terminal line summarising a row."""
-    line = (f"  p50 {row.p50_ms:.3f}  p95 {row.p95_ms:.3f}  p99 {row.p99_ms:.3f}  max {row.max_ms:.3f} ms"
-            f" | budget {row.budget_ms:.2f} ms  load_p99 {row.load_p99:.2f}"
-            f"  misses {row.deadline_misses}/{row.calls}  rtf {row.rtf:.3f}")
-    if row.frame_call_fraction < 1:
-        line += f" | 1 call in {1 / row.frame_call_fraction:.0f} runs a frame (frame p99 {row.frame_p99_ms:.3f} ms)"
+    st = row.stats
+    line = (f"  p50 {st.p50_ms:.3f}  p95 {st.p95_ms:.3f}  p99 {st.p99_ms:.3f}  max {st.max_ms:.3f} ms"
+            f" | budget {st.budget_ms:.2f} ms  load_p99 {st.load_p99:.2f}"
+            f"  misses {st.deadline_misses}/{st.calls}  rtf {st.rtf:.3f}")
+    if st.frame_call_fraction < 1:
+        line += f" | 1 call in {1 / st.frame_call_fraction:.0f} runs a frame (frame p99 {st.frame_p99_ms:.3f} ms)"
     return line
 
 
