@@ -92,10 +92,11 @@ class RoundTripResult:
 def measure_roundtrip(separator: model.StreamingSeparator, path: str = "wet", model_label: str = "",
                       random_weights: bool = False, prefill_samples: int | None = None, attempts: int = 5,
                       log: Callable[[str], None] = print) -> RoundTripResult:
-    """Run the live engine on the default (JACK) devices and measure its round trip.
+    """Run the live engine (mono) on the default (JACK) devices and measure its round trip.
 
-    A run that saw a JACK xrun, a PortAudio status flag or an engine underrun is repeated (up
-    to ``attempts`` times); the last run is reported either way, with its counts.
+    A run in which the stream missed a JACK cycle or the engine underran is repeated (up to
+    ``attempts`` times) unless it still agrees (see :class:`RoundTripResult`); the last run is
+    reported, with its xrun, underrun and lost-recording counts.
     """
     from rt.live import choose_devices
 
