@@ -59,6 +59,8 @@ class FluidSynth:
 
     def __init__(self, soundfont: str | Path, sample_rate_hz: int, gain: float = 0.5,
                  polyphony: int = 256) -> None:
+        if not 8000 <= sample_rate_hz <= 96000:
+            raise ValueError(f"FluidSynth renders at 8000..96000 Hz, got {sample_rate_hz}; 44100 is Slakh's rate")
         path = Path(soundfont)
         if not path.is_file():
             raise FileNotFoundError(f"soundfont {path} does not exist: install fluid-soundfont-gm "

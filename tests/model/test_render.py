@@ -163,6 +163,8 @@ def test_cli_render_and_clear_errors(tmp_path, capsys):
     assert "missing.sf2 does not exist" in capsys.readouterr().err
     assert main(["render", "--out", str(tmp_path), "--tracks", "2"]) == 2
     assert "--seconds" in capsys.readouterr().err
+    assert main(["render", "--out", str(tmp_path), "--tracks", "1", "--seconds", "3", "--sample-rate-hz", "100"]) == 2
+    assert "8000..96000 Hz, got 100" in capsys.readouterr().err
     midi = _user_midi(tmp_path / "whole.mid")  # without --seconds a MIDI file is rendered whole
     assert main(["render", "--out", str(tmp_path / "m"), "--midi", str(midi), "--soundfont", str(TEST_SOUNDFONT),
                  "--sample-rate-hz", str(SR), "--quiet"]) == 0
