@@ -36,3 +36,12 @@ def noise(channels: int, samples: int, seed: int = 0) -> np.ndarray:
 
 def rel_err(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-12))
+
+
+@pytest.fixture(autouse=True, scope="package")
+def one_torch_thread():
+    """These tests run many small model calls: one thread avoids oversubscribing a shared 2-core machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
