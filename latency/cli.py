@@ -85,14 +85,20 @@ def _profile(args: argparse.Namespace) -> int:
         net, info = load_subject(args.model, args.config_json)
     except (ModeError, model.CheckpointError, ValueError) as exc:
         return _fail(str(exc))
-    log = lambda line: print(f"\r{line:<100}", file=sys.stderr, flush=True)  # noqa: E731
-    progress = lambda done, total: print(f"\r  {done}/{total} calls", end="", file=sys.stderr, flush=True)  # noqa: E731
+    tty = sys.stderr.isatty()  # the in-place call counter only on a terminal, not in logs
+
+    def log(line: str) -> None:
+        print(f"\r{line:<100}" if tty else line, file=sys.stderr, flush=True)
+
+    def progress(done: int, total: int) -> None:
+        print(f"\r  {done}/{total} calls", end="", file=sys.stderr, flush=True)
+
     print(f"profiling {info.label} ({net.num_parameters():,} parameters"
           f"{', random weights' if info.random_weights else ''}) with {torch.get_num_threads()} torch thread(s)",
           file=sys.stderr)
     try:
         results = run_profile(net, info, args.device, args.mode, args.blocks, args.channels, args.seconds,
-                              args.warmup_seconds, args.n_q, log=log, progress=progress)
+                              args.warmup_seconds, args.n_q, log=log, progress=progress if tty else None)
     except ValueError as exc:  # e.g. n_q out of range
         return _fail(str(exc))
     print(f"wrote {write_json(results, args.json)}", file=sys.stderr)

@@ -51,7 +51,7 @@ run_step() {  # step_name blocks channels seconds
     # shellcheck disable=SC2086
     timeout "$MODE_TIMEOUT_S" "$PY" -m latency profile $MODEL_ARGS --device "$DEVICE" --mode "$mode" \
       --blocks "$blocks" --channels "$channels" --seconds "$seconds" --json "$base.json" "${plot_args[@]}" \
-      2>&1 | tr '\r' '\n' | grep -v -e ' calls$' -e '^ *$' | tee "$base.log"
+      2>&1 | tee "$base.log"
     rc=${PIPESTATUS[0]}
     [ "$rc" = 0 ] || { echo "!!! $step $mode failed with exit code $rc (see $base.log)"; status=1; }
   done

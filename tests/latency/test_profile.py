@@ -30,7 +30,7 @@ def test_profile_cli_writes_rows_and_plot(tiny_config_json, tmp_path):
     import matplotlib.image
 
     out_json, out_png = tmp_path / "profile.json", tmp_path / "profile.png"
-    seconds = 0.3
+    seconds = 0.15
     rc = stemstream_cli.main(["profile", "--config-json", str(tiny_config_json), "--blocks", "16,64",
                               "--channels", "1,2", "--seconds", str(seconds), "--warmup-seconds", "0.05",
                               "--threads", "1", "--json", str(out_json), "--plot", str(out_png)])
