@@ -66,6 +66,22 @@ def test_native_plugin_latency_is_reported_and_compensated():
     assert rel_err(streamed[:, lat:], aligned[:, :-lat]) < 1e-5
 
 
+def test_native_latency_grows_with_a_warning_when_pedalboard_withholds_more():
+    """Started with 8192-sample blocks, pedalboard's Resample withholds a little more once fed 256 at a
+    time: the chain plays silence for the shortfall, warns, and the reported latency still says where
+    the impulse comes out."""
+    x = np.zeros((2, 40000), np.float32)
+    x[:, 30000] = 1.0
+    chain = Chain([Resample(target_sample_rate=8000)])
+    first = chain.process(x[:, :8192], RATE, reset=False)
+    start_latency = chain.latency_samples
+    with pytest.warns(RuntimeWarning, match="withheld"):
+        rest = [chain.process(x[:, i:i + 256], RATE, reset=False) for i in range(8192, 40000, 256)]
+    streamed = np.concatenate([first, *rest], axis=1)
+    assert streamed.shape == x.shape and chain.latency_samples > start_latency
+    assert int(np.argmax(np.abs(streamed[0]))) == 30000 + chain.latency_samples
+
+
 def test_latencies_add_up(separator):
     chain = Chain([Resample(target_sample_rate=8000), separator, Reverb()])
     assert chain.latency_at(48000) == Chain([Resample(target_sample_rate=8000)]).latency_at(48000) \
