@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 
 import numpy as np
 import pedalboard
@@ -80,6 +81,17 @@ def test_write_and_read_pcm(tmp_path, suffix):
     audio = read_audio(path)
     assert audio.sample_rate_hz == 48000 and audio.samples.shape == x.shape
     assert np.abs(audio.samples - x).max() < 2 ** -22  # 24-bit
+
+
+@pytest.mark.parametrize("ext,codec", [("mp3", "libmp3lame"), ("ogg", "libvorbis")])
+def test_read_lossy_formats(tmp_path, ext, codec):
+    x = tones([440.0], seconds=0.5)
+    wav = write_audio(tmp_path / "a.wav", x, RATE)
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(wav), "-c:a", codec, str(tmp_path / f"a.{ext}")], check=True)
+    audio = read_audio(tmp_path / f"a.{ext}")
+    assert audio.sample_rate_hz == RATE and audio.samples.shape[0] == 2
+    assert x.shape[1] <= audio.samples.shape[1] < x.shape[1] + 4096  # mp3 keeps its encoder padding
+    assert 0.15 < np.abs(audio.samples[0]).max() < 0.25 and 0.1 < np.abs(audio.samples[1]).max() < 0.2
 
 
 def test_read_errors(tmp_path):
