@@ -1,6 +1,7 @@
 """``PedalboardProcessor``: pedalboard's call shape on top of a channels-first ``process``."""
 from __future__ import annotations
 
+import abc
 import math
 
 import numpy as np
@@ -25,7 +26,7 @@ def check_buffer_size(buffer_size: int) -> int:
     return int(buffer_size)
 
 
-class PedalboardProcessor:
+class PedalboardProcessor(abc.ABC):
     """Base of our processors: checks and converts what pedalboard accepts, then runs
     :meth:`process_channels_first` on ``[C, T]`` float32 and gives the result back in the
     caller's layout as float32. Subclasses implement ``process_channels_first`` and ``reset``
@@ -52,10 +53,10 @@ class PedalboardProcessor:
                  reset: bool = True) -> np.ndarray:
         return self.process(input_array, sample_rate, buffer_size, reset)
 
+    @abc.abstractmethod
     def process_channels_first(self, audio: np.ndarray, sample_rate: int, buffer_size: int = 8192,
                                reset: bool = True) -> np.ndarray:
         """The processing itself, on checked ``[C, T]`` float32 audio; returns ``[C, T]``."""
-        raise NotImplementedError
 
     def forget_layout(self) -> None:
         """Forget the layout remembered for square arrays (part of ``reset()``)."""
