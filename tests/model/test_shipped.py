@@ -32,3 +32,4 @@ def test_shipped_musdb4_beats_the_mixture_on_a_held_out_song():
     scores = windowed_si_sdri(estimates, refs, track.mixture[0], sep.sample_rate_hz)
     assert len(scores) >= 1
     assert np.nanmean(scores) > 0.0, scores
+
