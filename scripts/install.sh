@@ -11,3 +11,5 @@ fi
 # the CPU build of torch (a bare requirement would pull a multi-GB CUDA build)
 python3 -m pip install -q "torch==2.13.0"
 python3 -m pip install -q -e ".[test]"
+# pyenv puts console scripts on PATH through shims, made by a rehash
+if command -v pyenv >/dev/null 2>&1; then pyenv rehash; fi
