@@ -19,8 +19,7 @@ from tqdm import tqdm
 
 from .checkpoint import save_separator
 from .config import SeparatorConfig, musdb_config
-from .data.cache import cached_track
-from .data.musdb import list_musdb, read_musdb
+from .data.readers import read_tracks
 from .data.packed import read_packed
 from .data.track import Track
 from .augment import RemixSampler
@@ -72,11 +71,8 @@ def load_tracks(directory: str, fmt: str, sample_rate_hz: int) -> list[Track]:
         tracks = read_packed(directory)
         if tracks and tracks[0].sample_rate_hz != sample_rate_hz:
             raise ValueError(f"{directory} holds {tracks[0].sample_rate_hz} Hz audio; the model needs {sample_rate_hz} Hz")
-    elif fmt == "musdb":  # decoding with ffmpeg is slow: decode once, then read the cache
-        tracks = [cached_track(f, sample_rate_hz, 2, read_musdb) for f in list_musdb(directory)]
-    else:
-        from .data import read_tracks
-        tracks = read_tracks(directory, fmt, sample_rate_hz, 2)
+    else:  # decoding (ffmpeg, FLAC + resampling) is slow: decode once, then read the disk cache
+        tracks = list(read_tracks(directory, fmt, sample_rate_hz, 2, cache=True))
     return sorted(tracks, key=lambda t: t.name)
 
 
