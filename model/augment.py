@@ -7,9 +7,11 @@ from .data.track import Track
 
 
 class RemixSampler:
-    """Draws mono training examples ``[B, S, L]`` (stems; the mixture is their sum) from tracks.
+    """Draws mono training examples ``[B, S + 1, L]`` from tracks: the model's ``S`` stems, then
+    the rest (``mixture - sum(stems)``: instruments no stem covers, e.g. strings and pads in a
+    Slakh song, which stay in the mixture only). The training mixture is the sum of all ``S + 1``.
 
-    For every example and stem: with probability ``remix_prob`` the stem comes from a random
+    For every example and source: with probability ``remix_prob`` the stem comes from a random
     song at a random offset (remixing across songs), otherwise from the example's own song and
     offset; a random gain in ``gain_db``; for stereo sources a random channel or their mean
     (channel swap) and a random polarity. Stems a track lacks are silent. Silent draws are
@@ -23,6 +25,8 @@ class RemixSampler:
         if not usable:
             raise ValueError(f"no track is at least {segment_samples} samples long; use a shorter segment")
         self.tracks = usable
+        self.rests = [t.mixture - sum((t.stems[k] for k in stems if k in t.stems), np.zeros_like(t.mixture))
+                      for t in usable]  # [C, T] each
         self.stems = stems
         self.segment_samples = segment_samples
         self.remix_prob = remix_prob
@@ -30,8 +34,9 @@ class RemixSampler:
         self.silence_db = silence_db
         self.rng = np.random.default_rng(seed)
 
-    def _excerpt(self, track: Track, stem: str, offset: int) -> np.ndarray:
-        audio = track.stems.get(stem)
+    def _excerpt(self, index: int, stem: str | None, offset: int) -> np.ndarray:
+        """Mono ``[L]`` of ``stem`` (``None``: the rest) of track ``index`` at ``offset``."""
+        audio = self.rests[index] if stem is None else self.tracks[index].stems.get(stem)
         if audio is None:
             return np.zeros(self.segment_samples, np.float32)
         piece = audio[:, offset:offset + self.segment_samples]
@@ -39,22 +44,22 @@ class RemixSampler:
         mono = piece.mean(0) if choice == piece.shape[0] else piece[choice]
         return mono * (1.0 if self.rng.random() < 0.5 else -1.0)
 
-    def _draw_offset(self, track: Track) -> int:
-        return int(self.rng.integers(0, track.num_samples - self.segment_samples + 1))
+    def _draw_offset(self, index: int) -> int:
+        return int(self.rng.integers(0, self.tracks[index].num_samples - self.segment_samples + 1))
 
     def example(self) -> np.ndarray:
-        """One example ``[S, L]`` float32."""
-        base = self.tracks[self.rng.integers(len(self.tracks))]
+        """One example ``[S + 1, L]`` float32 (the last row is the rest)."""
+        base = int(self.rng.integers(len(self.tracks)))
         base_offset = self._draw_offset(base)
-        out = np.zeros((len(self.stems), self.segment_samples), np.float32)
-        for s, stem in enumerate(self.stems):
-            for _ in range(4):
+        out = np.zeros((len(self.stems) + 1, self.segment_samples), np.float32)
+        for s, stem in enumerate((*self.stems, None)):
+            for _ in range(4 if stem is not None else 1):  # a silent rest is common and fine
                 if self.rng.random() < self.remix_prob:
-                    track = self.tracks[self.rng.integers(len(self.tracks))]
-                    offset = self._draw_offset(track)
+                    index = int(self.rng.integers(len(self.tracks)))
+                    offset = self._draw_offset(index)
                 else:
-                    track, offset = base, base_offset
-                piece = self._excerpt(track, stem, offset)
+                    index, offset = base, base_offset
+                piece = self._excerpt(index, stem, offset)
                 if 10 * np.log10(np.mean(piece ** 2) + 1e-12) > self.silence_db:
                     break
             gain = 10 ** (self.rng.uniform(*self.gain_db) / 20)
@@ -65,5 +70,5 @@ class RemixSampler:
         return out
 
     def batch(self, batch_size: int) -> np.ndarray:
-        """``[B, S, L]`` float32."""
+        """``[B, S + 1, L]`` float32: stems, then the rest."""
         return np.stack([self.example() for _ in range(batch_size)])

@@ -129,7 +129,8 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--format", required=True, choices=("slakh", "musdb", "folder", "packed"),
                    help="data layout (packed: a file written by `stemstream pack`)")
     p.add_argument("--out", required=True, help="run folder")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt (its settings; new --steps)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from OUT/checkpoint.pt (its settings; new --steps, --max-minutes, --threads)")
     for name in ("steps", "batch_size", "segment_s", "lr", "warmup_steps", "valid_tracks", "valid_every",
                  "checkpoint_every", "seed", "threads", "remix_prob", "ema_decay", "grad_clip", "max_minutes"):
         value = getattr(defaults, name)

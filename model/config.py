@@ -89,8 +89,9 @@ class SeparatorConfig:
     @property
     def output_delay_samples(self) -> int:
         """How far the network's output lags its input: the first level's analysis/synthesis
-        overlap (``(kernel_factor - 1) * strides[0]``); training targets are delayed by it."""
-        return (self.kernel_factor - 1) * self.strides[0]
+        overlap (``(kernel_factor - 1) * strides[0]``); training targets are delayed by it.
+        Zero with ``causal=False``: symmetric padding centres the output on its input."""
+        return (self.kernel_factor - 1) * self.strides[0] if self.causal else 0
 
     @property
     def latency_samples(self) -> int:

@@ -10,6 +10,7 @@ import os
 import random
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +28,9 @@ from .losses import SeparationLoss
 from .metrics import windowed_si_sdri
 from .separator import RQVAESeparator
 
-PRESETS = {"slakh4": SeparatorConfig, "musdb4": musdb_config}
+PRESETS = {"slakh4": SeparatorConfig, "musdb4": musdb_config,  # "-offline": the paper's non-causal arrangement
+           "slakh4-offline": partial(SeparatorConfig, causal=False, temporal="bilstm"),
+           "musdb4-offline": partial(musdb_config, causal=False, temporal="bilstm")}
 CHECKPOINT_FILE = "checkpoint.pt"
 
 
@@ -126,8 +129,8 @@ class Trainer:
             if not ckpt_path.is_file():
                 raise FileNotFoundError(f"--resume: no {ckpt_path}; start without --resume")
             state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-            settings = TrainSettings(**{**state["settings"], "steps": settings.steps,
-                                        "max_minutes": settings.max_minutes})
+            settings = TrainSettings(**{**state["settings"], "steps": settings.steps,  # the machine's own
+                                        "max_minutes": settings.max_minutes, "threads": settings.threads})
         self.settings = s = settings
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
@@ -173,8 +176,9 @@ class Trainer:
     def train_step(self) -> dict[str, float]:
         s = self.settings
         self.net.train()
-        batch = torch.from_numpy(self.sampler.batch(s.batch_size)).to(self.device)  # [B, S, L]
-        mixture = batch.sum(1, keepdim=True)
+        sources = torch.from_numpy(self.sampler.batch(s.batch_size)).to(self.device)  # [B, S + 1, L]
+        mixture = sources.sum(1, keepdim=True)
+        batch = sources[:, :-1]  # the stems; the last source is the rest, in the mixture only
         for group in self.opt.param_groups:
             group["lr"] = self.lr_at(self.step)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda"):

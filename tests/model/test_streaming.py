@@ -186,3 +186,19 @@ def test_cuda_request_without_cuda_is_clear(small_model):
         pytest.skip("CUDA is present on this machine")
     with pytest.raises(RuntimeError, match="CUDA is not available"):
         model.StreamingSeparator(small_model, device="cuda")
+
+
+@pytest.mark.parametrize("causal", [True, False])
+def test_output_lags_input_by_output_delay_samples(causal):
+    """An untrained model passes the mixture through: its output peaks in cross-correlation
+    with the input at exactly ``output_delay_samples`` (0 with symmetric padding)."""
+    config = small_config(causal=causal, temporal="lstm" if causal else "bilstm")
+    net = model.RQVAESeparator(config).eval()
+    x = torch.randn(1, 1, 64 * 40, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        y = net(x).stems.sum(1)[0].numpy()
+    xs = x[0, 0].numpy()
+    lags = range(0, 33)
+    corr = [float(np.dot(y[lag:], xs[:len(xs) - lag])) for lag in lags]
+    assert int(np.argmax(corr)) == config.output_delay_samples
+    assert (config.output_delay_samples > 0) == causal
