@@ -136,6 +136,9 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
         value = getattr(defaults, name)
         p.add_argument("--" + name.replace("_", "-"), type=type(value), default=value,
                        help=f"default {value}")
+    p.add_argument("--init-from", default="", metavar="MODEL",
+                   help="start from a trained model (shipped name or directory) of the same architecture; "
+                        "stems it lacks start from its 'other' stem")
     p.set_defaults(func=_run_train)
 
 

@@ -18,7 +18,7 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from .checkpoint import save_separator
+from .checkpoint import load_separator, save_separator
 from .config import SeparatorConfig, musdb_config
 from .data.readers import read_tracks
 from .data.packed import read_packed
@@ -27,6 +27,7 @@ from .augment import RemixSampler
 from .losses import SeparationLoss
 from .metrics import windowed_si_sdri
 from .separator import RQVAESeparator
+from .warm_start import warm_start
 
 PRESETS = {"slakh4": SeparatorConfig, "musdb4": musdb_config,  # "-offline": the paper's non-causal arrangement
            "slakh4-offline": partial(SeparatorConfig, causal=False, temporal="bilstm"),
@@ -56,6 +57,7 @@ class TrainSettings:
     threads: int = 2
     remix_prob: float = 0.5
     max_minutes: float = 0.0  # stop (with a checkpoint) after this wall time; 0: no limit
+    init_from: str = ""  # a trained model (name or directory) to start from; stems may differ
 
 
 def model_config(spec: str) -> SeparatorConfig:
@@ -141,7 +143,10 @@ class Trainer:
         torch.manual_seed(s.seed)
         random.seed(s.seed)
         self.config = SeparatorConfig.from_dict(state["config"]) if state else model_config(s.config)
-        self.net = RQVAESeparator(self.config).to(self.device)
+        self.net = RQVAESeparator(self.config)
+        if s.init_from and not state:
+            warm_start(self.net, load_separator(s.init_from))
+        self.net.to(self.device)
         self.ema = copy.deepcopy(self.net).eval()
         self.opt = torch.optim.AdamW(self.net.parameters(), lr=s.lr, betas=(0.8, 0.99), weight_decay=1e-4)
         self.step = 0

@@ -14,6 +14,8 @@ import torch
 
 import model
 from model.train import TrainSettings, Trainer, split_tracks, train
+from model.warm_start import warm_start
+from tests.conftest import small_config
 
 MUSDB = Path(__file__).resolve().parents[3] / "shared" / "data" / "musdb18-7" / "train"
 TINY = dict(channels=(8, 16, 16), strides=(4, 2, 4), n_q=2, codebook_size=16, codebook_dim=8,
@@ -114,3 +116,28 @@ def test_packed_data_round_trip_and_time_box(musdb_subset, tmp_path):
     train(settings(packed, out, format="packed", steps=1000, max_minutes=0.05))
     state = torch.load(out / "checkpoint.pt", weights_only=False)
     assert 0 < state["step"] < 1000  # stopped by the time box, with a checkpoint
+
+
+def test_warm_start_maps_stems_by_name_else_other():
+    torch.manual_seed(0)
+    source = model.RQVAESeparator(small_config(stems=("vocals", "drums", "bass", "other")))
+    for p in source.parameters():
+        p.data.normal_()
+    target = model.RQVAESeparator(small_config(stems=("bass", "drums", "guitar", "piano")))
+    mapping = warm_start(target, source)
+    assert mapping == {"bass": "bass", "drums": "drums", "guitar": "other", "piano": "other"}
+    x = torch.randn(2, 1, 32 * 12)
+    with torch.no_grad():
+        a, b = source.eval()(x).stems, target.eval()(x).stems
+    src = {s: i for i, s in enumerate(source.config.stems)}
+    for i, s in enumerate(target.config.stems):
+        torch.testing.assert_close(b[:, i], a[:, src[mapping[s]]])
+
+
+def test_warm_start_refuses_other_architectures_and_unmappable_stems():
+    source = model.RQVAESeparator(small_config(stems=("vocals", "drums", "bass", "other")))
+    with pytest.raises(ValueError, match="n_q"):
+        warm_start(model.RQVAESeparator(small_config(n_q=2)), source)
+    lacking = model.RQVAESeparator(small_config(stems=("vocals", "drums")))
+    with pytest.raises(ValueError, match="'guitar'.*neither"):
+        warm_start(model.RQVAESeparator(small_config(stems=("drums", "guitar"))), lacking)

@@ -1,0 +1,56 @@
+"""Starting a training run from another trained separator whose stems differ."""
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from .separator import RQVAESeparator
+
+FALLBACK_STEM = "other"
+
+# per-stem parameters of the output heads: (axis holding the stems, rows per stem in units of
+# channels[0] (True) or single rows (False))
+_PER_STEM = {"mask.conv.weight": (0, True), "mask.conv.bias": (0, True),
+             "synthesis.conv.weight": (0, True), "synthesis.conv.bias": (0, False),
+             "head.conv.weight": (1, False), "head.conv.bias": (0, False)}
+
+
+def stem_map(target: tuple[str, ...], source: tuple[str, ...]) -> dict[str, str]:
+    """Each target stem -> the source stem it starts from: the same name, else ``other``."""
+    mapping = {}
+    for stem in target:
+        if stem in source:
+            mapping[stem] = stem
+        elif FALLBACK_STEM in source:
+            mapping[stem] = FALLBACK_STEM
+        else:
+            raise ValueError(f"cannot start stem {stem!r} from a model with stems {', '.join(source)}: "
+                             f"it has neither {stem!r} nor {FALLBACK_STEM!r}")
+    return mapping
+
+
+@torch.no_grad()
+def warm_start(target: RQVAESeparator, source: RQVAESeparator) -> dict[str, str]:
+    """Copy ``source``'s weights (codebooks and their state included) into ``target``.
+
+    The two configs must be equal except for ``stems``; each target stem's head parameters come
+    from :func:`stem_map`'s source stem. Returns that map.
+    """
+    same = dataclasses.replace(source.config, stems=target.config.stems)
+    if same != target.config:
+        diff = [f.name for f in dataclasses.fields(same) if getattr(same, f.name) != getattr(target.config, f.name)]
+        raise ValueError(f"cannot warm-start: the models differ in {', '.join(diff)} (only stems may differ)")
+    mapping = stem_map(target.config.stems, source.config.stems)
+    index = [source.config.stems.index(mapping[s]) for s in target.config.stems]
+    base = target.config.channels[0]
+    src = source.state_dict()
+    for name, value in target.state_dict().items():
+        if name in _PER_STEM:
+            axis, per_channel = _PER_STEM[name]
+            rows = base if per_channel else 1
+            chunks = src[name].split(rows, dim=axis)
+            value.copy_(torch.cat([chunks[i] for i in index], dim=axis))
+        else:
+            value.copy_(src[name])
+    return mapping
