@@ -35,7 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      help="profile random weights of this SeparatorConfig JSON ('default': SeparatorConfig())")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     p.add_argument("--mode", type=_name_list, default=["eager"],
-                   help="comma list of eager, graph (CUDA graph), compiled (torch.compile), compiled-graph")
+                   help="comma list of eager, graph (CUDA graph), compiled (torch.compile), compiled-graph, "
+                        "numba (numba CPU kernels)")
     p.add_argument("--blocks", type=_int_list, default=[64, 128, 256, 512, 1024],
                    help="comma list of block sizes in samples (default 64,128,256,512,1024)")
     p.add_argument("--channels", type=_int_list, default=[1], help="comma list of channel counts (default 1)")

@@ -5,8 +5,10 @@
 - ``compiled``: ``torch.compile`` of the one-frame step; a block of ``k`` frames runs it ``k``
   times, so the compiled graph sees one fixed shape.
 - ``compiled-graph``: the compiled frame step, captured in the runtime's CUDA graph (CUDA only).
+- ``numba``: the runtime's numba backend, the frame step as numba kernels (CPU only).
 
-Imports only torch and :mod:`model`, so the GPU profile runs where nothing else is installed.
+Imports only torch and :mod:`model` (which imports numba for the ``numba`` mode only), so the
+GPU profile runs where nothing else is installed.
 """
 from __future__ import annotations
 
@@ -17,8 +19,9 @@ from torch import nn
 
 import model
 
-MODES = ("eager", "graph", "compiled", "compiled-graph")
+MODES = ("eager", "graph", "compiled", "compiled-graph", "numba")
 CUDA_ONLY_MODES = ("graph", "compiled-graph")
+CPU_ONLY_MODES = ("numba",)
 
 
 class ModeError(ValueError):
@@ -64,6 +67,9 @@ def check_mode(device: str, mode: str) -> None:
         kind = str(device)
     if kind not in ("cpu", "cuda"):
         raise ModeError(f"unsupported device {device!r}; use cpu or cuda")
+    if mode in CPU_ONLY_MODES and kind != "cpu":
+        raise ModeError(f"mode {mode!r} runs numba kernels on the CPU: use --device cpu "
+                        "(on the GPU use --mode graph or compiled-graph)")
     if kind == "cuda" and not torch.cuda.is_available():
         raise ModeError("--device cuda was requested but this machine has no usable CUDA "
                         f"(torch {torch.__version__}, CUDA build: {torch.version.cuda or 'no'}); "
@@ -79,11 +85,13 @@ def build_runtime(net: model.RQVAESeparator, device: str, mode: str, n_q: int | 
     """A fresh :class:`model.StreamingSeparator` running ``net`` on ``device`` in ``mode``.
 
     Capture (graph modes) and compilation (compiled modes) happen on the first ``process``
-    call, which the profiler times separately as set-up.
+    call, which the profiler times separately as set-up; the numba mode compiles its kernels
+    (or loads them from numba's cache) here, when the runtime is built.
     """
     check_mode(device, mode)
     use_graph = mode in CUDA_ONLY_MODES
-    runtime = model.StreamingSeparator(net, device=device, n_q=n_q, use_cuda_graph=use_graph)
+    backend = "numba" if mode == "numba" else "torch"
+    runtime = model.StreamingSeparator(net, device=device, n_q=n_q, use_cuda_graph=use_graph, backend=backend)
     if mode.startswith("compiled"):
         runtime.model = CompiledFrameStep(runtime.model, compile_backend)
     return runtime

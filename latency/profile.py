@@ -178,17 +178,19 @@ def run_profile(net: model.RQVAESeparator, info: ModelInfo, device: str, modes: 
                 progress: ProgressFn | None = None) -> list[ProfileResult]:
     """Profile ``net`` for every mode x channel count x block size; one result per configuration.
 
-    Each mode x channel count gets a fresh runtime whose first call (CUDA-graph capture,
-    ``torch.compile``) is timed as ``setup_s``; block sizes then share it, reset in between.
+    Each mode x channel count gets a fresh runtime whose construction (numba compilation) and
+    first call (CUDA-graph capture, ``torch.compile``) are timed as ``setup_s``; block sizes then
+    share it, reset in between.
     """
     machine = describe_machine(device)
     results = []
     total, done = len(modes) * len(channels) * len(blocks), 0
     for mode in modes:
         for ch in channels:
-            runtime = build_runtime(net, device, mode, n_q)
-            log(f"{device} {mode} {ch} ch: set-up (first frame{', compiling' if 'compiled' in mode else ''})...")
+            compiling = "compiled" in mode or mode == "numba"
+            log(f"{device} {mode} {ch} ch: set-up (build, first frame{', compiling' if compiling else ''})...")
             t0 = time.perf_counter()
+            runtime = build_runtime(net, device, mode, n_q)
             runtime.process(np.zeros((ch, runtime.frame_size), np.float32))
             setup_s = time.perf_counter() - t0
             if runtime.graph_error:

@@ -112,6 +112,10 @@ def load_separator(name_or_path: str | Path) -> RQVAESeparator:
     return model.eval()
 
 
-def load(name_or_path: str | Path = DEFAULT_MODEL, device: str = "cpu", n_q: int | None = None) -> StreamingSeparator:
-    """A ready :class:`StreamingSeparator` for a shipped model's name or a checkpoint directory."""
-    return StreamingSeparator(load_separator(name_or_path), device=device, n_q=n_q)
+def load(name_or_path: str | Path = DEFAULT_MODEL, device: str = "cpu", n_q: int | None = None,
+         backend: str = "torch") -> StreamingSeparator:
+    """A ready :class:`StreamingSeparator` for a shipped model's name or a checkpoint directory.
+
+    ``backend``: ``"torch"``, or ``"numba"`` (CPU only) for the numba frame step.
+    """
+    return StreamingSeparator(load_separator(name_or_path), device=device, n_q=n_q, backend=backend)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import warnings
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -9,7 +10,11 @@ import torch
 from .separator import RQVAESeparator
 from .streaming import reset_streaming, start_streaming
 
+if TYPE_CHECKING:
+    from .numba_step import NumbaFrameStep
+
 _OFFLINE_CHUNK_FRAMES = 512  # frames per model call in separate(); bounds memory, not results
+BACKENDS = ("torch", "numba")
 
 
 class StreamingSeparator:
@@ -23,16 +28,23 @@ class StreamingSeparator:
     signal from a reset state and returns ``[S, C, T]`` aligned with the input.
 
     On CUDA, one frame step is captured in a CUDA graph and replayed; if capture fails the
-    runtime falls back to eager execution and says so in ``graph_error``.
+    runtime falls back to eager execution and says so in ``graph_error``. With
+    ``backend="numba"`` (CPU only) frames run through :class:`model.numba_step.NumbaFrameStep`
+    (the same arithmetic without PyTorch's per-op overhead; weights copied at construction).
     Non-finite input samples are replaced by zeros and counted in ``nonfinite_samples``.
     """
 
     def __init__(self, model: RQVAESeparator, device: str | torch.device = "cpu",
-                 n_q: int | None = None, use_cuda_graph: bool = True) -> None:
+                 n_q: int | None = None, use_cuda_graph: bool = True, backend: str = "torch") -> None:
         if not model.config.causal:
             raise ValueError("this model is non-causal (causal=False): it can run offline through "
                              "RQVAESeparator.forward but not in a StreamingSeparator")
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
         self.device = torch.device(device)
+        if backend == "numba" and self.device.type != "cpu":
+            raise ValueError(f"backend 'numba' runs on the CPU only, not on {self.device.type!r}: "
+                             "use device='cpu', or backend='torch' on the GPU")
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise RuntimeError("device 'cuda' was requested but CUDA is not available; use device='cpu'")
         self.model = model.to(self.device).eval()
@@ -43,6 +55,11 @@ class StreamingSeparator:
         self.latency_samples: int = model.config.latency_samples
         self.n_q = model.quantizer._check_n_q(n_q)
         self.use_cuda_graph = use_cuda_graph and self.device.type == "cuda"
+        self.backend = backend
+        self._numba_step: NumbaFrameStep | None = None
+        if backend == "numba":
+            from .numba_step import NumbaFrameStep  # numba is imported only by this backend
+            self._numba_step = NumbaFrameStep(self.model, self.n_q)
         self.graph_error: str | None = None
         self.nonfinite_samples = 0
         self.channels: int | None = None
@@ -57,7 +74,10 @@ class StreamingSeparator:
     def reset(self) -> None:
         """Forget all history: zero streaming states and buffers (same tensors, graph kept)."""
         if self.channels is not None:
-            reset_streaming(self.model)
+            if self._numba_step is not None:
+                self._numba_step.reset()
+            else:
+                reset_streaming(self.model)
             self._reset_buffers(self.channels)
         self.nonfinite_samples = 0
         self._started = False
@@ -74,15 +94,29 @@ class StreamingSeparator:
             raise ValueError(f"the stream has {self.channels} channel(s) but this block has {channels}; "
                              "call reset() before changing the channel count")
         self.channels = channels
-        start_streaming(self.model, channels)
+        if self._numba_step is not None:
+            self._numba_step.bind(channels)
+        else:
+            start_streaming(self.model, channels)
         self._graph = None
         self._reset_buffers(channels)
         if self.use_cuda_graph:
             self._capture_graph(channels)
 
     # ------------------------------------------------------------------ compute
+    def _run(self, x: np.ndarray) -> np.ndarray:
+        """Separate ``x [C, T]`` (T a multiple of the frame) -> ``[S, C, T]``, state carried."""
+        if self._numba_step is None:
+            inp = torch.from_numpy(np.ascontiguousarray(x)).to(self.device).unsqueeze(1)
+            return self._run_torch(inp).transpose(0, 1).float().cpu().numpy()
+        out = np.empty((len(self.stems),) + x.shape, np.float32)
+        for start in range(0, x.shape[1], self.frame_size):
+            end = start + self.frame_size
+            self._numba_step.step(x[:, start:end], out[:, :, start:end])
+        return out
+
     @torch.inference_mode()
-    def _run(self, x: torch.Tensor) -> torch.Tensor:
+    def _run_torch(self, x: torch.Tensor) -> torch.Tensor:
         """Model on ``x [C, 1, T]`` (T a multiple of the frame) -> ``[C, S, T]``, state carried."""
         if self._graph is None:
             return self.model(x, self.n_q).stems
@@ -125,10 +159,7 @@ class StreamingSeparator:
         pending = np.concatenate([self._pending, x], axis=1)
         usable = pending.shape[1] - pending.shape[1] % self.frame_size
         if usable:
-            inp = torch.from_numpy(np.ascontiguousarray(pending[:, :usable])).to(self.device)
-            stems = self._run(inp.unsqueeze(1))  # [C, S, usable]
-            computed = stems.transpose(0, 1).float().cpu().numpy()
-            self._queue = np.concatenate([self._queue, computed], axis=2)
+            self._queue = np.concatenate([self._queue, self._run(pending[:, :usable])], axis=2)
         self._pending = pending[:, usable:]
         out, self._queue = self._queue[:, :, :n], self._queue[:, :, n:]
         return np.ascontiguousarray(out)
@@ -149,8 +180,7 @@ class StreamingSeparator:
         chunk = _OFFLINE_CHUNK_FRAMES * self.frame_size
         out = np.zeros((len(self.stems), channels, padded_n), np.float32)
         for start in range(0, padded_n, chunk):
-            piece = torch.from_numpy(padded[:, start:start + chunk]).to(self.device).unsqueeze(1)
-            out[:, :, start:start + chunk] = self._run(piece).transpose(0, 1).float().cpu().numpy()
+            out[:, :, start:start + chunk] = self._run(padded[:, start:start + chunk])
         nonfinite = self.nonfinite_samples
         self.reset()
         self.nonfinite_samples = nonfinite

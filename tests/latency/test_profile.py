@@ -139,3 +139,30 @@ def test_profile_runs_without_audio_packages(tiny_config_json, tmp_path):
     done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert json.loads((tmp_path / "p.json").read_text())[0]["block"] == 64
+
+
+def test_numba_mode_is_cpu_only():
+    with pytest.raises(ModeError, match="mode 'numba' runs numba kernels on the CPU: use --device cpu"):
+        check_mode("cuda", "numba")
+    check_mode("cpu", "numba")
+
+
+def test_numba_mode_matches_eager_and_profiles(tiny_config_json, tmp_path):
+    torch.manual_seed(0)
+    net = model.RQVAESeparator(small_config()).eval()
+    x = (0.1 * np.random.default_rng(0).standard_normal((2, 32 * 12))).astype(np.float32)
+    blocks = [x[:, i:i + 48] for i in range(0, x.shape[1], 48)]
+    eager = build_runtime(net, "cpu", "eager")
+    expected = np.concatenate([eager.process(b) for b in blocks], axis=-1)
+    numba_runtime = build_runtime(net, "cpu", "numba")
+    assert numba_runtime.backend == "numba"
+    got = np.concatenate([numba_runtime.process(b) for b in blocks], axis=-1)
+    assert np.abs(expected[..., 31:]).max() > 1e-3
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+    out_json = tmp_path / "p.json"
+    rc = stemstream_cli.main(["profile", "--config-json", str(tiny_config_json), "--mode", "eager,numba",
+                              "--blocks", "64", "--seconds", "0.05", "--warmup-seconds", "0", "--json", str(out_json)])
+    assert rc == 0
+    rows = json.loads(out_json.read_text())
+    assert [r["mode"] for r in rows] == ["eager", "numba"]
+    assert all(r["p50_ms"] > 0 and r["setup_s"] > 0 for r in rows)

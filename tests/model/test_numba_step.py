@@ -1,0 +1,176 @@
+"""The numba frame step equals the torch streaming path: outputs, buffering, reset, n_q, NaN, errors."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import model
+from model.numba_step import NumbaFrameStep
+from tests.conftest import small_config
+from tests.model.test_streaming import feed
+
+BLOCKS = [1, 37, 128, 300]  # irregular blocks: buffering within and across frames
+FRAMES = 48
+
+
+def random_net(**overrides) -> model.RQVAESeparator:
+    """Random weights of ``small_config``, with random (not near-constant) masks so that the
+    output depends on the decoder and the quantizer, not only on the analysis/synthesis pair."""
+    torch.manual_seed(0)
+    net = model.RQVAESeparator(small_config(**overrides)).eval()
+    if net.config.output == "mask":
+        with torch.no_grad():
+            net.mask.conv.weight.normal_(0.0, 0.5)
+    return net
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """The torch reference on one thread, as the engine's worker runs it (on a busy two-core
+    machine two intra-op threads contend, and the reference runs many times slower)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def musdb4() -> model.RQVAESeparator:
+    return model.load_separator("musdb4")
+
+
+def signal(channels: int, n: int, seed: int = 0) -> np.ndarray:
+    """Noise plus a sum of sines ``[channels, n]`` float32 (channels differ)."""
+    t = np.arange(n) / 22050
+    tones = sum(a * np.sin(2 * np.pi * f * t + p) for a, f, p in [(0.3, 110.0, 0.0), (0.2, 440.0, 1.0),
+                                                                   (0.1, 1870.0, 2.0)])
+    noise = 0.1 * np.random.default_rng(seed).standard_normal((channels, n))
+    return (tones + noise).astype(np.float32)
+
+
+def assert_close(got: np.ndarray, expected: np.ndarray) -> None:
+    """Equal within float32 rounding: max abs difference <= 1e-4 of the signal's peak."""
+    scale = float(np.abs(expected).max())
+    assert scale > 1e-3
+    assert got.shape == expected.shape
+    assert float(np.abs(got - expected).max()) <= 1e-4 * scale
+
+
+def stream_both(net: model.RQVAESeparator, x: np.ndarray, n_q: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """``x`` fed in ``BLOCKS`` through the numba and the torch runtime: ``(numba, torch) [S, C, T]``."""
+    numba_rt = model.StreamingSeparator(net, n_q=n_q, backend="numba")
+    torch_rt = model.StreamingSeparator(net, n_q=n_q)
+    return feed(numba_rt, x, BLOCKS), feed(torch_rt, x, BLOCKS)
+
+
+NETS = {
+    "mask_lstm": {},
+    "waveform_conv": dict(output="waveform", temporal="conv", temporal_layers=2),
+    "mask_none_2units": dict(temporal="none", residual_dilations=(1, 2)),
+    "mask_lstm2": dict(temporal_layers=2),
+}
+
+
+@pytest.mark.parametrize("channels", [1, 2])
+@pytest.mark.parametrize("overrides", NETS.values(), ids=NETS.keys())
+def test_random_weights_match_torch(overrides, channels):
+    net = random_net(**overrides)
+    got, expected = stream_both(net, signal(channels, FRAMES * net.frame_size))
+    assert_close(got, expected)
+
+
+@pytest.mark.parametrize("channels", [1, 2])
+def test_shipped_musdb4_matches_torch(channels):
+    x = signal(channels, FRAMES * 128, seed=channels)
+    got = feed(model.load("musdb4", backend="numba"), x, BLOCKS)
+    expected = feed(model.load("musdb4"), x, BLOCKS)
+    assert_close(got, expected)
+
+
+def test_separate_matches_torch(musdb4):
+    x = signal(2, 5000)
+    assert_close(model.StreamingSeparator(musdb4, backend="numba").separate(x),
+                 model.StreamingSeparator(musdb4).separate(x))
+
+
+@pytest.mark.parametrize("n_q", [1, 3])
+def test_fewer_quantizers_match_torch_with_the_same_n_q(musdb4, n_q):
+    x = signal(1, FRAMES * 128)
+    got, expected = stream_both(musdb4, x, n_q=n_q)
+    assert_close(got, expected)
+    full, _ = stream_both(musdb4, x[:, :20 * 128])
+    assert np.abs(got[..., :20 * 128] - full).max() > 1e-3 * np.abs(full).max()  # n_q matters: 10x the tolerance
+
+
+def test_reset_equals_a_fresh_instance():
+    net = random_net()
+    x, other = signal(2, 20 * 32), signal(2, 333, seed=5)
+    fresh = feed(model.StreamingSeparator(net, backend="numba"), x, BLOCKS)
+    rt = model.StreamingSeparator(net, backend="numba")
+    feed(rt, other, [50])
+    rt.reset()
+    np.testing.assert_array_equal(feed(rt, x, BLOCKS), fresh)
+
+    step = NumbaFrameStep(net, channels=2)
+    out, first = np.zeros((4, 2, 32), np.float32), np.zeros((4, 2, 32), np.float32)
+    step.step(x[:, :32], first)
+    step.step(x[:, 32:64], out)
+    step.reset()
+    step.step(x[:, :32], out)
+    np.testing.assert_array_equal(out, first)
+
+
+def test_step_takes_and_fills_strided_views():
+    net = random_net()
+    step = NumbaFrameStep(net, channels=2)
+    x = signal(2, 64)
+    out = np.zeros((4, 2, 64), np.float32)
+    step.step(x[:, :32], out[:, :, :32])  # strided input and output views
+    step.step(x[:, 32:], out[:, :, 32:])
+    reference = NumbaFrameStep(net, channels=2)
+    contiguous = np.zeros((4, 2, 32), np.float32)
+    reference.step(np.ascontiguousarray(x[:, :32]), contiguous)
+    np.testing.assert_array_equal(out[:, :, :32], contiguous)
+    with pytest.raises(ValueError, match="bound to 2 channel"):
+        step.step(x[:1, :32], out[:, :1, :32])
+
+
+def test_nonfinite_input_is_zeroed_counted_and_forgotten():
+    net = random_net()
+    x = signal(2, FRAMES * 32)
+    bad = x.copy()
+    bad[0, 100], bad[1, 200:203], bad[0, 300] = np.nan, np.inf, -np.inf
+    numba_rt = model.StreamingSeparator(net, backend="numba")
+    torch_rt = model.StreamingSeparator(net)
+    got, expected = feed(numba_rt, bad, BLOCKS), feed(torch_rt, bad, BLOCKS)
+    assert np.isfinite(got).all()
+    assert numba_rt.nonfinite_samples == torch_rt.nonfinite_samples == 5
+    assert_close(got, expected)
+    clean = np.where(np.isfinite(bad), bad, 0.0).astype(np.float32)
+    numba_rt.reset()
+    np.testing.assert_array_equal(feed(numba_rt, clean, BLOCKS), got)
+    assert numba_rt.nonfinite_samples == 0
+
+
+def test_unsupported_combinations_raise_clear_errors():
+    net = random_net()
+    with pytest.raises(ValueError, match="unknown backend 'jax'; choose from torch, numba"):
+        model.StreamingSeparator(net, backend="jax")
+    with pytest.raises(ValueError, match="backend 'numba' runs on the CPU only.*device='cpu'"):
+        model.StreamingSeparator(net, device="cuda", backend="numba")
+    with pytest.raises(ValueError, match="backend 'numba' runs on the CPU only"):
+        model.load("musdb4", device="cuda", backend="numba")
+    with pytest.raises(ValueError, match="config.causal is False"):
+        NumbaFrameStep(model.RQVAESeparator(small_config(causal=False, temporal="bilstm")).eval())
+    with pytest.raises(ValueError, match="training mode"):
+        NumbaFrameStep(model.RQVAESeparator(small_config()).train())
+    with pytest.raises(ValueError, match="n_q must be between 1 and 4"):
+        model.StreamingSeparator(net, n_q=5, backend="numba")
+    rt = model.StreamingSeparator(net, backend="numba")  # channel binding as with torch
+    rt.process(np.zeros((2, 10), np.float32))
+    with pytest.raises(ValueError, match="reset"):
+        rt.process(np.zeros((1, 10), np.float32))
+    rt.reset()
+    assert rt.process(np.zeros((1, 40), np.float32)).shape == (4, 1, 40)
+    assert rt.stem_index("drums") == 1 and rt.latency_samples == model.StreamingSeparator(net).latency_samples
