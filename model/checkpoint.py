@@ -113,9 +113,10 @@ def load_separator(name_or_path: str | Path) -> RQVAESeparator:
 
 
 def load(name_or_path: str | Path = DEFAULT_MODEL, device: str = "cpu", n_q: int | None = None,
-         backend: str = "torch") -> StreamingSeparator:
+         backend: str = "auto") -> StreamingSeparator:
     """A ready :class:`StreamingSeparator` for a shipped model's name or a checkpoint directory.
 
-    ``backend``: ``"torch"``, or ``"numba"`` (CPU only) for the numba frame step.
+    ``backend``: ``"auto"`` (numba on the CPU, torch elsewhere), ``"torch"``, or ``"numba"``
+    (CPU only) for the numba frame step.
     """
     return StreamingSeparator(load_separator(name_or_path), device=device, n_q=n_q, backend=backend)

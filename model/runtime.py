@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from .numba_step import NumbaFrameStep
 
 _OFFLINE_CHUNK_FRAMES = 512  # frames per model call in separate(); bounds memory, not results
-BACKENDS = ("torch", "numba")
+BACKENDS = ("auto", "torch", "numba")
 
 
 class StreamingSeparator:
@@ -31,17 +31,20 @@ class StreamingSeparator:
     runtime falls back to eager execution and says so in ``graph_error``. With
     ``backend="numba"`` (CPU only) frames run through :class:`model.numba_step.NumbaFrameStep`
     (the same arithmetic without PyTorch's per-op overhead; weights copied at construction).
+    ``backend="auto"`` (the default) is ``numba`` on the CPU and ``torch`` elsewhere.
     Non-finite input samples are replaced by zeros and counted in ``nonfinite_samples``.
     """
 
     def __init__(self, model: RQVAESeparator, device: str | torch.device = "cpu",
-                 n_q: int | None = None, use_cuda_graph: bool = True, backend: str = "torch") -> None:
+                 n_q: int | None = None, use_cuda_graph: bool = True, backend: str = "auto") -> None:
         if not model.config.causal:
             raise ValueError("this model is non-causal (causal=False): it can run offline through "
                              "RQVAESeparator.forward but not in a StreamingSeparator")
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
         self.device = torch.device(device)
+        if backend == "auto":
+            backend = "numba" if self.device.type == "cpu" else "torch"
         if backend == "numba" and self.device.type != "cpu":
             raise ValueError(f"backend 'numba' runs on the CPU only, not on {self.device.type!r}: "
                              "use device='cpu', or backend='torch' on the GPU")

@@ -60,7 +60,7 @@ def test_frames_per_call_match_the_model_calls():
     net = model.RQVAESeparator(small_config()).eval()
     frames_seen = []
     net.register_forward_pre_hook(lambda _m, args: frames_seen.append(args[0].shape[-1] // net.frame_size))
-    runtime = model.StreamingSeparator(net)
+    runtime = model.StreamingSeparator(net, backend="torch")  # the hook sees torch calls
     timings = time_blocks(runtime, block_samples=48, channels=1, seconds=0.05, warmup_seconds=0.01)
     measured = len(timings.frames)
     # 48-sample blocks over 32-sample frames: 1, 2, 1, 2, ... frames; each call runs one forward
@@ -74,7 +74,7 @@ def test_slowed_model_shows_deadline_misses(block, frame_calls_miss_only):
     net = model.RQVAESeparator(small_config()).eval()
     budget_s = block / net.config.sample_rate_hz
     net.register_forward_pre_hook(lambda _m, _a: time.sleep(1.5 * budget_s))  # every frame step too slow
-    runtime = model.StreamingSeparator(net)
+    runtime = model.StreamingSeparator(net, backend="torch")  # the hook sees torch calls
     timings = time_blocks(runtime, block, channels=1, seconds=0.2, warmup_seconds=0.0)
     stats = summarize(timings, block, net.config.sample_rate_hz)
     ran_frames = timings.frames > 0

@@ -60,7 +60,7 @@ def assert_close(got: np.ndarray, expected: np.ndarray) -> None:
 def stream_both(net: model.RQVAESeparator, x: np.ndarray, n_q: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``x`` fed in ``BLOCKS`` through the numba and the torch runtime: ``(numba, torch) [S, C, T]``."""
     numba_rt = model.StreamingSeparator(net, n_q=n_q, backend="numba")
-    torch_rt = model.StreamingSeparator(net, n_q=n_q)
+    torch_rt = model.StreamingSeparator(net, n_q=n_q, backend="torch")
     return feed(numba_rt, x, BLOCKS), feed(torch_rt, x, BLOCKS)
 
 
@@ -91,7 +91,7 @@ def test_shipped_musdb4_matches_torch(channels):
 def test_separate_matches_torch(musdb4):
     x = signal(2, 5000)
     assert_close(model.StreamingSeparator(musdb4, backend="numba").separate(x),
-                 model.StreamingSeparator(musdb4).separate(x))
+                 model.StreamingSeparator(musdb4, backend="torch").separate(x))
 
 
 @pytest.mark.parametrize("n_q", [1, 3])
@@ -142,7 +142,7 @@ def test_nonfinite_input_is_zeroed_counted_and_forgotten():
     bad = x.copy()
     bad[0, 100], bad[1, 200:203], bad[0, 300] = np.nan, np.inf, -np.inf
     numba_rt = model.StreamingSeparator(net, backend="numba")
-    torch_rt = model.StreamingSeparator(net)
+    torch_rt = model.StreamingSeparator(net, backend="torch")
     got, expected = feed(numba_rt, bad, BLOCKS), feed(torch_rt, bad, BLOCKS)
     assert np.isfinite(got).all()
     assert numba_rt.nonfinite_samples == torch_rt.nonfinite_samples == 5
@@ -155,7 +155,7 @@ def test_nonfinite_input_is_zeroed_counted_and_forgotten():
 
 def test_unsupported_combinations_raise_clear_errors():
     net = random_net()
-    with pytest.raises(ValueError, match="unknown backend 'jax'; choose from torch, numba"):
+    with pytest.raises(ValueError, match="unknown backend .jax.; choose from auto, torch, numba"):
         model.StreamingSeparator(net, backend="jax")
     with pytest.raises(ValueError, match="backend 'numba' runs on the CPU only.*device='cpu'"):
         model.StreamingSeparator(net, device="cuda", backend="numba")
@@ -173,4 +173,10 @@ def test_unsupported_combinations_raise_clear_errors():
         rt.process(np.zeros((1, 10), np.float32))
     rt.reset()
     assert rt.process(np.zeros((1, 40), np.float32)).shape == (4, 1, 40)
-    assert rt.stem_index("drums") == 1 and rt.latency_samples == model.StreamingSeparator(net).latency_samples
+    assert rt.stem_index("drums") == 1 and rt.latency_samples == model.StreamingSeparator(net, backend="torch").latency_samples
+
+
+def test_auto_backend_is_numba_on_the_cpu():
+    net = model.RQVAESeparator(small_config()).eval()
+    assert model.StreamingSeparator(net).backend == "numba"
+    assert model.StreamingSeparator(net, backend="torch").backend == "torch"
