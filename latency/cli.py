@@ -34,9 +34,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     src.add_argument("--config-json", metavar="PATH|default",
                      help="profile random weights of this SeparatorConfig JSON ('default': SeparatorConfig())")
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
-    p.add_argument("--mode", type=_name_list, default=["eager"],
+    p.add_argument("--mode", type=_name_list, default=None,
                    help="comma list of eager, graph (CUDA graph), compiled (torch.compile), compiled-graph, "
-                        "numba (numba CPU kernels)")
+                        "numba (numba CPU kernels); default: what the runtime runs by default on the "
+                        "device (numba on cpu, graph on cuda)")
     p.add_argument("--blocks", type=_int_list, default=[64, 128, 256, 512, 1024],
                    help="comma list of block sizes in samples (default 64,128,256,512,1024)")
     p.add_argument("--channels", type=_int_list, default=[1], help="comma list of channel counts (default 1)")
@@ -80,6 +81,8 @@ def _profile(args: argparse.Namespace) -> int:
     if args.threads < 1:
         return _fail(f"--threads must be >= 1, got {args.threads}")
     torch.set_num_threads(args.threads)
+    if args.mode is None:
+        args.mode = ["numba"] if args.device == "cpu" else ["graph"]
     try:
         for mode in args.mode:
             check_mode(args.device, mode)

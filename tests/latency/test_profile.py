@@ -40,7 +40,7 @@ def test_profile_cli_writes_rows_and_plot(tiny_config_json, tmp_path):
     frame = small_config().frame_size
     for r in rows:
         assert ISSUE_KEYS <= set(r)
-        assert (r["device"], r["mode"], r["threads"], r["random_weights"]) == ("cpu", "eager", 1, True)
+        assert (r["device"], r["mode"], r["threads"], r["random_weights"]) == ("cpu", "numba", 1, True)  # the cpu default
         assert r["calls"] == math.ceil(seconds * 22050 / r["block"])
         assert r["budget_ms"] == pytest.approx(1000 * r["block"] / 22050)
         assert 0 < r["p50_ms"] <= r["p95_ms"] <= r["p99_ms"] <= r["max_ms"]
