@@ -38,6 +38,10 @@ class SeparatorConfig:
         codebook_dim: dimension of a code (latent projected to it when it differs).
         quantizer_dropout: probability of training with a random number of quantizers.
         dead_code_threshold: a code whose usage EMA falls below this is restarted.
+        mixture_consistency: correct the stems to sum to the mixture (delayed by
+            ``output_delay_samples``): each gets an equal share of the mixture minus their sum
+            (Wisdom et al., ICASSP 2019). For stem sets that cover the whole mixture (MUSDB's
+            ``other`` holds the rest); leave it off where a rest stays in the mixture only.
     """
 
     sample_rate_hz: int = 22050
@@ -56,6 +60,7 @@ class SeparatorConfig:
     codebook_dim: int = 64
     quantizer_dropout: float = 0.5
     dead_code_threshold: float = 0.01
+    mixture_consistency: bool = False
 
     def __post_init__(self) -> None:
         for name in ("stems", "channels", "strides", "residual_dilations"):

@@ -291,6 +291,27 @@ def _masked_synthesis(x, mask_weight, mask_bias, basis, synth_weight, synth_bias
                 overlap[n, s, r] = overlap[n, s, n_out + r]
 
 
+@_jit
+def _mixture_consistency(frame, history, stems):
+    """Add to each of the ``S`` stems ``[S, N, F]`` an equal share of the mixture delayed by
+    ``D`` samples minus the stems' sum. State ``history [N, D + F]``: columns ``:D`` carry the
+    last ``D`` input samples; ``frame [N, F]`` is copied in after them."""
+    n_stems, n_streams, n_out = stems.shape
+    delay = history.shape[1] - n_out
+    for n in range(n_streams):
+        for t in range(n_out):
+            history[n, delay + t] = frame[n, t]
+        for t in range(n_out):
+            total = stems[0, n, t]
+            for s in range(1, n_stems):
+                total += stems[s, n, t]
+            share = (history[n, t] - total) / np.float32(n_stems)
+            for s in range(n_stems):
+                stems[s, n, t] += share
+        for t in range(delay):
+            history[n, t] = history[n, n_out + t]
+
+
 # ---------------------------------------------------------------------- layers
 def _copy(tensor: torch.Tensor) -> np.ndarray:
     """A contiguous float32 numpy copy of ``tensor`` (never memory shared with torch)."""
@@ -495,6 +516,22 @@ class _WaveformHead:
         np.copyto(stems, self.stem_major)
 
 
+class _MixtureConsistency:
+    """Stems ``[S, N, F]`` corrected to sum to the input frame ``[N, F]`` delayed by ``delay`` samples."""
+
+    def __init__(self, delay_samples: int, frame_size: int) -> None:
+        self.delay_samples, self.frame_size = delay_samples, frame_size
+
+    def bind(self, channels: int) -> None:
+        self.history = _zeros(channels, self.delay_samples + self.frame_size)
+
+    def reset(self) -> None:
+        self.history.fill(0.0)
+
+    def __call__(self, frame: np.ndarray, stems: np.ndarray) -> None:
+        _mixture_consistency(frame, self.history, stems)
+
+
 def _encoder_level(level: EncoderLevel, frames_in: int) -> _Level:
     down = _CausalConv(level.down, frames_in)
     return _Level(down, [_ResidualUnit(u, down.frames_out) for u in level.units])
@@ -540,13 +577,15 @@ class NumbaFrameStep:
             self._head: _MaskHead | _WaveformHead = _MaskHead(net.mask, net.synthesis, frames[0])
         else:
             self._head = _WaveformHead(net.head, frames[0])
+        self._consistency = ([_MixtureConsistency(config.output_delay_samples, config.frame_size)]
+                             if config.mixture_consistency else [])
         self.channels = 0
         self.bind(channels)
         self.step(np.zeros((channels, self.frame_size), np.float32), self._stems)
         self.reset()
 
     def _layers(self) -> list:
-        return [*self._encoder, *self._temporal, self._quantizer, *self._decoder, self._head]
+        return [*self._encoder, *self._temporal, self._quantizer, *self._decoder, self._head, *self._consistency]
 
     def bind(self, channels: int) -> None:
         """Allocate zeroed states and work buffers for ``channels`` streams."""
@@ -582,6 +621,8 @@ class NumbaFrameStep:
         for level, skip in zip(self._decoder, self._skips):
             x = level(x, skip)
         self._head(x, self._basis, self._stems)
+        for layer in self._consistency:
+            layer(self._input_2d, self._stems)
         np.copyto(out, self._stems)
 
 

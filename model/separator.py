@@ -11,7 +11,7 @@ from torch import nn
 from .blocks import CausalConvStack, DecoderLevel, EncoderLevel
 from .config import SeparatorConfig
 from .rvq import ResidualVectorQuantizer
-from .streaming import CausalConv1d, CausalConvTranspose1d, StreamingLSTM
+from .streaming import CausalConv1d, CausalConvTranspose1d, SampleDelay, StreamingLSTM
 
 
 def _windowed_dft_basis(kernel: int, channels: int) -> torch.Tensor:
@@ -52,7 +52,8 @@ class RQVAESeparator(nn.Module):
     (U-Net skips). Output head: with ``output="mask"``, one sigmoid mask per stem over the
     first level's learned basis (the first strided conv's output), each masked basis decoded
     by its stem's synthesis transposed conv (one grouped conv); with ``output="waveform"``, a transposed conv emitting one
-    waveform per stem.
+    waveform per stem. With ``config.mixture_consistency`` the stems then share out what
+    they miss of the mixture (delayed by ``output_delay_samples``) equally, so they sum to it.
     """
 
     def __init__(self, config: SeparatorConfig) -> None:
@@ -84,6 +85,7 @@ class RQVAESeparator(nn.Module):
                                                    causal=causal, groups=n_stems)
         else:
             self.head = CausalConvTranspose1d(base, n_stems, c.kernel_factor * s0, s0, causal=causal)
+        self.mixture_delay = SampleDelay(1, c.output_delay_samples) if c.mixture_consistency else None
         self._init_filterbank()
 
     @torch.no_grad()
@@ -128,6 +130,8 @@ class RQVAESeparator(nn.Module):
             stems = self.synthesis(masked.flatten(1, 2))
         else:
             stems = self.head(F.elu(x))
+        if self.mixture_delay is not None:
+            stems = stems + (self.mixture_delay(mixture) - stems.sum(1, keepdim=True)) / n_stems
         return SeparatorOutput(stems, q.codes, q.commitment_loss, q.codebook_loss)
 
     def num_parameters(self) -> int:

@@ -35,6 +35,13 @@ class ConvTransposeState:
 
 
 @dataclass
+class DelayState:
+    """The last ``d`` input samples of a delay line: ``[B, C, d]``."""
+
+    history: torch.Tensor
+
+
+@dataclass
 class RecurrentState:
     """Hidden and cell state of an LSTM: each ``[layers, B, H]``."""
 
@@ -64,8 +71,9 @@ class StreamingModule(nn.Module):
 
 
 def start_streaming(module: nn.Module, batch_size: int) -> None:
-    """Allocate a zero state of ``batch_size`` in every streaming layer of ``module``."""
-    param = next(module.parameters())
+    """Allocate a zero state of ``batch_size`` in every streaming layer of ``module`` (on the
+    device and in the dtype of its parameters; float32 on the CPU for a module without any)."""
+    param = next(module.parameters(), torch.zeros(()))
     for layer in module.modules():
         if isinstance(layer, StreamingModule):
             layer.state = layer.init_state(batch_size, param.device, param.dtype)
@@ -192,6 +200,31 @@ class CausalConvTranspose1d(StreamingModule):
         for j in range(k // s):
             y[..., j * s:j * s + t * s] += frames[:, :, j]
         return y + conv.bias.view(1, -1, 1)
+
+
+class SampleDelay(StreamingModule):
+    """A delay line of ``delay_samples``: ``[B, C, T] -> [B, C, T]``, output ``t`` = input ``t - d``
+    (zeros before the signal starts)."""
+
+    def __init__(self, channels: int, delay_samples: int) -> None:
+        super().__init__()
+        if delay_samples < 0:
+            raise ValueError(f"delay_samples must be >= 0, got {delay_samples}")
+        self.channels = channels
+        self.delay_samples = delay_samples
+
+    def init_state(self, batch_size: int, device: torch.device, dtype: torch.dtype) -> DelayState:
+        return DelayState(torch.zeros(batch_size, self.channels, self.delay_samples, device=device, dtype=dtype))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        d, n = self.delay_samples, x.shape[-1]
+        state: DelayState | None = self.state
+        if state is None:
+            return F.pad(x, (d, 0))[..., :n]
+        full = torch.cat([state.history, x], dim=-1)
+        if d:
+            state.history.copy_(full[..., n:])
+        return full[..., :n]
 
 
 class StreamingLSTM(StreamingModule):

@@ -29,7 +29,9 @@ from .metrics import windowed_si_sdri
 from .separator import RQVAESeparator
 from .warm_start import warm_start
 
-PRESETS = {"slakh4": SeparatorConfig, "musdb4": musdb_config,  # "-offline": the paper's non-causal arrangement
+# musdb4's stems cover the whole mixture, so its stems are made to sum to it; "-offline": the
+# paper's non-causal arrangement, for comparison
+PRESETS = {"slakh4": SeparatorConfig, "musdb4": partial(musdb_config, mixture_consistency=True),
            "slakh4-offline": partial(SeparatorConfig, causal=False, temporal="bilstm"),
            "musdb4-offline": partial(musdb_config, causal=False, temporal="bilstm")}
 CHECKPOINT_FILE = "checkpoint.pt"

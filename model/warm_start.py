@@ -34,13 +34,15 @@ def stem_map(target: tuple[str, ...], source: tuple[str, ...]) -> dict[str, str]
 def warm_start(target: RQVAESeparator, source: RQVAESeparator) -> dict[str, str]:
     """Copy ``source``'s weights (codebooks and their state included) into ``target``.
 
-    The two configs must be equal except for ``stems``; each target stem's head parameters come
-    from :func:`stem_map`'s source stem. Returns that map.
+    The two configs must be equal except for ``stems`` and ``mixture_consistency`` (which has
+    no weights); each target stem's head parameters come from :func:`stem_map`'s source stem.
+    Returns that map.
     """
-    same = dataclasses.replace(source.config, stems=target.config.stems)
+    same = dataclasses.replace(source.config, stems=target.config.stems,
+                               mixture_consistency=target.config.mixture_consistency)
     if same != target.config:
         diff = [f.name for f in dataclasses.fields(same) if getattr(same, f.name) != getattr(target.config, f.name)]
-        raise ValueError(f"cannot warm-start: the models differ in {', '.join(diff)} (only stems may differ)")
+        raise ValueError(f"cannot warm-start: the models differ in {', '.join(diff)} (only stems and mixture_consistency may differ)")
     mapping = stem_map(target.config.stems, source.config.stems)
     index = [source.config.stems.index(mapping[s]) for s in target.config.stems]
     base = target.config.channels[0]

@@ -69,6 +69,8 @@ NETS = {
     "waveform_conv": dict(output="waveform", temporal="conv", temporal_layers=2),
     "mask_none_2units": dict(temporal="none", residual_dilations=(1, 2)),
     "mask_lstm2": dict(temporal_layers=2),
+    "mask_lstm_consistent": dict(mixture_consistency=True),
+    "waveform_consistent": dict(output="waveform", mixture_consistency=True),
 }
 
 

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 import model
-from model.streaming import (CausalConv1d, CausalConvTranspose1d, StreamingLSTM, start_streaming,
-                             stop_streaming)
+from model.streaming import (CausalConv1d, CausalConvTranspose1d, SampleDelay, StreamingLSTM,
+                             start_streaming, stop_streaming)
 from tests.conftest import small_config
 
 
@@ -32,8 +32,9 @@ BLOCKS = {
 
 
 @pytest.mark.parametrize("blocks", BLOCKS.values(), ids=BLOCKS.keys())
-@pytest.mark.parametrize("cfg", [small_config(), small_config(output="waveform", temporal="conv", temporal_layers=2)],
-                         ids=["mask_lstm", "waveform_conv"])
+@pytest.mark.parametrize("cfg", [small_config(), small_config(output="waveform", temporal="conv", temporal_layers=2),
+                                 small_config(mixture_consistency=True)],
+                         ids=["mask_lstm", "waveform_conv", "mask_lstm_consistent"])
 def test_streaming_equals_offline(cfg, blocks, rng):
     torch.manual_seed(0)
     net = model.RQVAESeparator(cfg).eval()
@@ -59,6 +60,7 @@ LAYERS = {
     "conv_transpose": (lambda: CausalConvTranspose1d(3, 5, 8, 4), 3, 1),
     "conv_transpose_grouped": (lambda: CausalConvTranspose1d(4, 2, 8, 4, groups=2), 4, 1),
     "lstm": (lambda: StreamingLSTM(3, 2), 3, 1),
+    "delay": (lambda: SampleDelay(3, 5), 3, 1),  # pieces of 1 and 2 samples: shorter than the delay
 }
 
 
@@ -77,6 +79,29 @@ def test_each_streaming_layer_alone(make, channels, stride):
         stop_streaming(layer)
     streamed = torch.cat(parts, dim=-1)
     assert rel_err(streamed.numpy(), whole.numpy()) < 1e-5
+
+
+@pytest.mark.parametrize("output", ["mask", "waveform"])
+def test_mixture_consistency_makes_the_stems_sum_to_the_mixture(output, rng):
+    torch.manual_seed(0)
+    net = model.RQVAESeparator(small_config(output=output, mixture_consistency=True)).eval()
+    for p in net.parameters():  # far from the initial near-identity, so the correction matters
+        p.data.add_(0.3 * torch.randn_like(p))
+    x = (0.3 * rng.standard_normal((2, 32 * 40))).astype(np.float32)
+    delay = net.config.output_delay_samples
+    with torch.no_grad():
+        stems = net(torch.from_numpy(x).unsqueeze(1)).stems  # [C, S, T], lagging by delay
+        plain = model.RQVAESeparator(small_config(output=output))
+        plain.load_state_dict(net.state_dict())
+        uncorrected = plain.eval()(torch.from_numpy(x).unsqueeze(1)).stems
+    delayed = np.pad(x, ((0, 0), (delay, 0)))[:, :x.shape[1]]
+    np.testing.assert_allclose(stems.sum(1).numpy(), delayed, atol=1e-5)
+    assert rel_err(uncorrected.sum(1).numpy(), delayed) > 0.1
+    # the correction is the same share for every stem
+    share = (stems - uncorrected).numpy()
+    np.testing.assert_allclose(share, np.broadcast_to(share[:, :1], share.shape), atol=1e-6)
+    streamed = model.StreamingSeparator(net).separate(x)  # [S, C, T], aligned with x
+    np.testing.assert_allclose(streamed.sum(0), x, atol=1e-5)
 
 
 def test_conv_transpose_matches_torch():

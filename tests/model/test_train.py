@@ -134,6 +134,18 @@ def test_warm_start_maps_stems_by_name_else_other():
         torch.testing.assert_close(b[:, i], a[:, src[mapping[s]]])
 
 
+def test_warm_start_may_switch_mixture_consistency_on():
+    torch.manual_seed(0)
+    source = model.RQVAESeparator(small_config(stems=("vocals", "drums", "bass", "other")))
+    target = model.RQVAESeparator(small_config(stems=("vocals", "drums", "bass", "other"), mixture_consistency=True))
+    warm_start(target, source)
+    x = torch.randn(2, 1, 32 * 12)
+    with torch.no_grad():
+        a, b = source.eval()(x).stems, target.eval()(x).stems
+    delay = source.config.output_delay_samples
+    torch.testing.assert_close(b, a + (torch.nn.functional.pad(x, (delay, 0))[..., :x.shape[-1]] - a.sum(1, keepdim=True)) / 4)
+
+
 def test_warm_start_refuses_other_architectures_and_unmappable_stems():
     source = model.RQVAESeparator(small_config(stems=("vocals", "drums", "bass", "other")))
     with pytest.raises(ValueError, match="n_q"):
