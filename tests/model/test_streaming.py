@@ -35,7 +35,8 @@ BLOCKS = {
 @pytest.mark.parametrize("cfg", [small_config(), small_config(output="waveform", temporal="conv", temporal_layers=2),
                                  small_config(mixture_consistency=True)],
                          ids=["mask_lstm", "waveform_conv", "mask_lstm_consistent"])
-def test_streaming_equals_offline(cfg, blocks, rng):
+@pytest.mark.parametrize("backend", ["torch", "numba"])
+def test_streaming_equals_offline(cfg, blocks, backend, rng):
     torch.manual_seed(0)
     net = model.RQVAESeparator(cfg).eval()
     x = (0.3 * rng.standard_normal((2, 3000))).astype(np.float32)
@@ -44,7 +45,8 @@ def test_streaming_equals_offline(cfg, blocks, rng):
     padded = np.pad(x, ((0, 0), (0, -(n + delay) % cfg.frame_size + delay)))
     with torch.no_grad():  # the network lags by its output delay: align it with the input
         offline = net(torch.from_numpy(padded).unsqueeze(1)).stems.transpose(0, 1).numpy()[..., delay:delay + n]
-    rt = model.StreamingSeparator(net)
+    rt = model.StreamingSeparator(net, backend=backend)
+    assert rt.backend == backend
     assert rt.latency_samples == cfg.frame_size - 1 + delay
     assert rel_err(rt.separate(x), offline) < 1e-5
     streamed = feed(rt, x, blocks)
