@@ -30,16 +30,21 @@ def mel_filterbank(sample_rate_hz: int, n_fft: int, n_mels: int) -> torch.Tensor
 
 
 class MultiScaleMelLoss(nn.Module):
-    """Sum over windows of L1 between log-mel spectrograms plus L1 between magnitudes.
+    """Mean over windows of ``log_mel_weight`` x L1 between log-mel spectrograms plus L1 between
+    magnitudes.
 
     ``estimate``/``reference`` ``[B, S, T]``; windows default to the paper's 64 ... 2048.
+    ``log_mel_weight=0`` leaves the linear magnitude term only: rendered stems are digitally
+    silent between notes, and the log term then punishes any leakage into those gaps so hard
+    that a model learns to mute a stem's body (docs/models/slakh4.md).
     """
 
     def __init__(self, sample_rate_hz: int, windows: tuple[int, ...] = (64, 128, 256, 512, 1024, 2048),
-                 n_mels: int = 64, eps: float = 1e-5) -> None:
+                 n_mels: int = 64, eps: float = 1e-5, log_mel_weight: float = 1.0) -> None:
         super().__init__()
         self.windows = windows
         self.eps = eps
+        self.log_mel_weight = log_mel_weight
         for w in windows:
             self.register_buffer(f"window_{w}", torch.hann_window(w), persistent=False)
             self.register_buffer(f"mel_{w}", mel_filterbank(sample_rate_hz, w, min(n_mels, w // 4)),
@@ -54,8 +59,10 @@ class MultiScaleMelLoss(nn.Module):
             mel = getattr(self, f"mel_{w}")
             spec_e = torch.stft(est, w, w // 4, window=window, return_complex=True).abs()
             spec_r = torch.stft(ref, w, w // 4, window=window, return_complex=True).abs()
-            mel_e, mel_r = mel @ spec_e, mel @ spec_r
-            total = total + F.l1_loss(torch.log(mel_e + self.eps), torch.log(mel_r + self.eps))
+            if self.log_mel_weight:
+                mel_e, mel_r = mel @ spec_e, mel @ spec_r
+                total = total + self.log_mel_weight * F.l1_loss(torch.log(mel_e + self.eps),
+                                                                torch.log(mel_r + self.eps))
             total = total + F.l1_loss(spec_e, spec_r)
         return total / len(self.windows)
 
@@ -74,9 +81,9 @@ class SeparationLoss(nn.Module):
     """``spectral_weight * mel + time_weight * MSE + commitment_weight * commit + codebook``."""
 
     def __init__(self, sample_rate_hz: int, spectral_weight: float = 1.0, time_weight: float = 10.0,
-                 commitment_weight: float = 0.25) -> None:
+                 commitment_weight: float = 0.25, log_mel_weight: float = 1.0) -> None:
         super().__init__()
-        self.spectral = MultiScaleMelLoss(sample_rate_hz)
+        self.spectral = MultiScaleMelLoss(sample_rate_hz, log_mel_weight=log_mel_weight)
         self.spectral_weight = spectral_weight
         self.time_weight = time_weight
         self.commitment_weight = commitment_weight

@@ -59,6 +59,7 @@ class TrainSettings:
     threads: int = 2
     remix_prob: float = 0.5
     max_minutes: float = 0.0  # stop (with a checkpoint) after this wall time; 0: no limit
+    log_mel_weight: float = 1.0  # weight of the spectral loss's log-mel term (0: linear magnitudes only)
     init_from: str = ""  # a trained model (name or directory) to start from; stems may differ
 
 
@@ -157,7 +158,7 @@ class Trainer:
             self.ema.load_state_dict(state["ema"])
             self.opt.load_state_dict(state["optimizer"])
             self.step = state["step"]
-        self.loss = SeparationLoss(self.config.sample_rate_hz).to(self.device)
+        self.loss = SeparationLoss(self.config.sample_rate_hz, log_mel_weight=s.log_mel_weight).to(self.device)
         tracks = load_tracks(s.data, s.format, self.config.sample_rate_hz)
         self.train_tracks, self.valid_tracks = split_tracks(tracks, s.valid_tracks)
         segment = int(s.segment_s * self.config.sample_rate_hz) // self.config.frame_size * self.config.frame_size

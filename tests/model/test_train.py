@@ -153,3 +153,20 @@ def test_warm_start_refuses_other_architectures_and_unmappable_stems():
     lacking = model.RQVAESeparator(small_config(stems=("vocals", "drums")))
     with pytest.raises(ValueError, match="'guitar'.*neither"):
         warm_start(model.RQVAESeparator(small_config(stems=("drums", "guitar"))), lacking)
+
+
+def test_log_mel_weight_scales_the_log_term_and_zero_leaves_linear_magnitudes():
+    from model.losses import MultiScaleMelLoss
+    torch.manual_seed(0)
+    est, ref = torch.randn(2, 2, 2048), torch.randn(2, 2, 2048)
+    windows = (64, 256)
+    linear = sum(torch.nn.functional.l1_loss(torch.stft(est.reshape(-1, 2048), w, w // 4, window=torch.hann_window(w),
+                                                        return_complex=True).abs(),
+                                             torch.stft(ref.reshape(-1, 2048), w, w // 4, window=torch.hann_window(w),
+                                                        return_complex=True).abs()) for w in windows) / len(windows)
+    without = MultiScaleMelLoss(22050, windows, log_mel_weight=0.0)(est, ref)
+    torch.testing.assert_close(without, linear)
+    half = MultiScaleMelLoss(22050, windows, log_mel_weight=0.5)(est, ref)
+    full = MultiScaleMelLoss(22050, windows)(est, ref)
+    assert float(full - linear) > 0.01
+    torch.testing.assert_close(half - linear, 0.5 * (full - linear))
