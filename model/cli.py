@@ -132,7 +132,8 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true",
                    help="continue from OUT/checkpoint.pt (its settings; new --steps, --max-minutes, --threads)")
     for name in ("steps", "batch_size", "segment_s", "lr", "warmup_steps", "valid_tracks", "valid_every",
-                 "checkpoint_every", "seed", "threads", "remix_prob", "ema_decay", "grad_clip", "max_minutes", "log_mel_weight"):
+                 "checkpoint_every", "seed", "threads", "remix_prob", "ema_decay", "grad_clip", "max_minutes",
+                 "log_mel_weight"):
         value = getattr(defaults, name)
         p.add_argument("--" + name.replace("_", "-"), type=type(value), default=value,
                        help=f"default {value}")

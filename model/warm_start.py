@@ -42,7 +42,8 @@ def warm_start(target: RQVAESeparator, source: RQVAESeparator) -> dict[str, str]
                                mixture_consistency=target.config.mixture_consistency)
     if same != target.config:
         diff = [f.name for f in dataclasses.fields(same) if getattr(same, f.name) != getattr(target.config, f.name)]
-        raise ValueError(f"cannot warm-start: the models differ in {', '.join(diff)} (only stems and mixture_consistency may differ)")
+        raise ValueError(f"cannot warm-start: the models differ in {', '.join(diff)} "
+                         "(only stems and mixture_consistency may differ)")
     mapping = stem_map(target.config.stems, source.config.stems)
     index = [source.config.stems.index(mapping[s]) for s in target.config.stems]
     base = target.config.channels[0]

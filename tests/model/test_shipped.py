@@ -1,13 +1,14 @@
 """The shipped models load and beat the mixture on songs they were not trained on."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import model
-from model.data import list_slakh, read_musdb, read_slakh
+from model.data import Track, list_slakh, read_musdb, read_slakh
 from model.metrics import windowed_si_sdri
 from model.render.dataset import DEFAULT_SOUNDFONT, render_dataset
 
@@ -35,45 +36,47 @@ def test_shipped_musdb4_beats_the_mixture_on_a_held_out_song():
     assert np.nanmean(scores) > 0.0, scores
 
 
-
 @pytest.fixture(scope="module")
 def fresh_songs(tmp_path_factory) -> list[Path]:
     """Two 12 s songs rendered here (seed 1000) with FluidR3: no model saw them."""
-    if not DEFAULT_SOUNDFONT.is_file():
+    if not DEFAULT_SOUNDFONT.is_file():  # scripts/install.sh installs it (CI does)
         pytest.skip("fluid-soundfont-gm is not installed (scripts/install.sh)")
     out = tmp_path_factory.mktemp("fresh")
     render_dataset(out, 2, 12.0, DEFAULT_SOUNDFONT, seed=1000)
     return list_slakh(out)
 
 
+def fresh_scores(name: str, songs: list[Path], references: Callable[[Track], np.ndarray]) -> np.ndarray:
+    """Windowed SI-SDRi ``[W, S]`` of shipped model ``name`` over ``songs`` (mono), each song's
+    references ``[S, T]`` given by ``references(track)`` in the model's stem order."""
+    sep = model.load(name)
+    rows = []
+    for path in songs:
+        track = read_slakh(path, sep.sample_rate_hz, channels=1)
+        rows.append(windowed_si_sdri(sep.separate(track.mixture)[:, 0], references(track), track.mixture[0],
+                                     sep.sample_rate_hz))
+    return np.concatenate(rows)
+
+
 def test_shipped_musdb4_beats_the_mixture_on_fresh_rendered_songs(fresh_songs):
     """Needs no shared data. Its drums and bass are scored against the songs', its ``other``
     against everything else; vocals are silent (inactive, so unscored). The mean over the
     scored stems must beat the mixture."""
-    sep = model.load("musdb4")
-    rows = []
-    for path in fresh_songs:
-        track = read_slakh(path, sep.sample_rate_hz, channels=1)
+    def references(track: Track) -> np.ndarray:  # vocals, drums, bass, other
         mix, drums, bass = track.mixture[0], track.stems["drums"][0], track.stems["bass"][0]
-        refs = np.stack([np.zeros_like(mix), drums, bass, mix - drums - bass])  # vocals, drums, bass, other
-        rows.append(windowed_si_sdri(sep.separate(track.mixture)[:, 0], refs, mix, sep.sample_rate_hz))
-    scores = np.concatenate(rows)
+        return np.stack([np.zeros_like(mix), drums, bass, mix - drums - bass])
+    scores = fresh_scores("musdb4", fresh_songs, references)
     assert len(scores) >= 8 and np.isnan(scores[:, 0]).all()
     assert np.nanmean(np.nanmean(scores[:, 1:], axis=0)) > 0.0, scores
 
 
 def test_shipped_slakh4_beats_the_mixture_on_fresh_rendered_songs(fresh_songs):
     """Every stem of the rendered songs' own layout, scored with the paper's protocol."""
-    sep = model.load("slakh4")
-    assert sep.stems == ("bass", "drums", "guitar", "piano")
-    rows = []
-    for path in fresh_songs:
-        track = read_slakh(path, sep.sample_rate_hz, channels=1)
-        refs = np.stack([track.stems.get(s, np.zeros_like(track.mixture))[0] for s in sep.stems])
-        rows.append(windowed_si_sdri(sep.separate(track.mixture)[:, 0], refs, track.mixture[0], sep.sample_rate_hz))
-    scores = np.concatenate(rows)  # [W, 4]; a stem silent in a window is NaN there
+    stems = ("bass", "drums", "guitar", "piano")
+    assert model.load("slakh4").stems == stems
+    scores = fresh_scores("slakh4", fresh_songs, lambda track: np.stack(
+        [track.stems.get(s, np.zeros_like(track.mixture))[0] for s in stems]))  # [W, 4]; silent stem: NaN
     scored = ~np.isnan(scores).all(axis=0)  # these two songs have no piano
     assert len(scores) >= 8 and scored.sum() >= 3
     per_stem = np.array([np.nanmean(scores[:, j]) for j in np.flatnonzero(scored)])
     assert per_stem.mean() > 0.0, per_stem
-
