@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 import model
-from rt.latency import LatencyBreakdown
+from rt.latency import LatencyBreakdown, latency_breakdown
 from rt.resample import StreamingResampler
 from rt.resample import warmup as warmup_resampler
 
@@ -17,17 +17,6 @@ from .layout import check_audio, from_planar, to_planar
 from .processor import PedalboardProcessor, check_sample_rate
 
 SEPARATE_CHUNK_SAMPLES = 65536  # host samples per step in separate(); bounds memory, not results
-
-
-def latency_breakdown(runtime: model.StreamingSeparator, host_rate_hz: int) -> LatencyBreakdown:
-    """Delay from input to output of ``runtime`` run at ``host_rate_hz``, in host samples, by part."""
-    to_host = host_rate_hz / runtime.sample_rate_hz
-    resampling = host_rate_hz != runtime.sample_rate_hz
-    rs_in = StreamingResampler(host_rate_hz, runtime.sample_rate_hz, 1).delay_samples if resampling else 0.0
-    rs_out = StreamingResampler(runtime.sample_rate_hz, host_rate_hz, 1).delay_samples if resampling else 0.0
-    return LatencyBreakdown(host_rate_hz=host_rate_hz, host_input_samples=0.0, host_output_samples=0.0,
-                            ring_prefill_samples=0, resampler_in_samples=rs_in * to_host,
-                            model_samples=runtime.latency_samples * to_host, resampler_out_samples=rs_out)
 
 
 class _RateStream:

@@ -1,7 +1,13 @@
-"""The engine's latency, split into its parts, in host samples."""
+"""The engine's latency, split into its parts, in host samples; one function computes it for every user."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from .resample import StreamingResampler
+
+if TYPE_CHECKING:
+    from model import StreamingSeparator
 
 
 @dataclass(frozen=True)
@@ -16,9 +22,9 @@ class LatencyBreakdown:
     host_rate_hz: int
     host_input_samples: float   # the device's input latency (PortAudio's report)
     host_output_samples: float  # the device's output latency (PortAudio's report)
-    ring_prefill_samples: int   # silence the output ring starts with: absorbs worker jitter
+    ring_prefill_samples: int   # silence the output ring starts with: absorbs worker jitter (0 in callback mode)
     resampler_in_samples: float   # host -> model rate filter delay, converted to host samples
-    model_samples: float          # the separator's latency (frame_size - 1 model samples), in host samples
+    model_samples: float          # the separator's latency (frame - 1 + overlap model samples), in host samples
     resampler_out_samples: float  # model -> host rate filter delay
 
     @property
@@ -39,3 +45,21 @@ class LatencyBreakdown:
         parts = {k: getattr(self, k) for k in self.__dataclass_fields__}
         return {**parts, "engine_samples": self.engine_samples, "total_samples": self.total_samples,
                 "total_ms": self.total_ms}
+
+
+def latency_breakdown(runtime: "StreamingSeparator", host_rate_hz: int, prefill_samples: int = 0,
+                      host_input_samples: float = 0.0, host_output_samples: float = 0.0) -> LatencyBreakdown:
+    """Delay from input to output of ``runtime`` run at ``host_rate_hz`` (resampled to the model's
+    rate and back when they differ), in host samples, by part; ``prefill_samples`` of output
+    buffering and the device's reported latencies are added as given.
+
+    The one latency sum of the project: the engine (both modes) and the plugin host use it.
+    """
+    to_host = host_rate_hz / runtime.sample_rate_hz
+    resampling = host_rate_hz != runtime.sample_rate_hz
+    rs_in = StreamingResampler(host_rate_hz, runtime.sample_rate_hz, 1).delay_samples if resampling else 0.0
+    rs_out = StreamingResampler(runtime.sample_rate_hz, host_rate_hz, 1).delay_samples if resampling else 0.0
+    return LatencyBreakdown(host_rate_hz=int(host_rate_hz), host_input_samples=float(host_input_samples),
+                            host_output_samples=float(host_output_samples), ring_prefill_samples=int(prefill_samples),
+                            resampler_in_samples=rs_in * to_host, model_samples=runtime.latency_samples * to_host,
+                            resampler_out_samples=rs_out)

@@ -1,9 +1,13 @@
 """``StemMixer``: per-stem gain / mute / solo / selection and dry/wet, with click-free ramps.
 
-Setters may be called from any thread (API, MIDI, UI); they update the control state under a
-lock and publish new target coefficients by swapping one reference. The worker thread calls
-``mix`` and never takes the lock: every coefficient moves from its current value to its target
-along a linear ramp of ``ramp_samples`` (at least 5 ms).
+Control without locks on the audio side: setters may be called from any thread (API, MIDI,
+UI); they serialise among themselves with a lock, write the new target coefficients into a
+preallocated array and then bump a version counter. The audio path (:meth:`StemMixer.mix_into`,
+one numba kernel over preallocated state) only reads them: when it sees a new version it ramps
+every coefficient linearly from where it is to the new target over ``ramp_samples`` (at least
+5 ms). It never takes the lock and allocates nothing. The kernel keeps the GIL, and so does a
+setter's array write, so the kernel never sees half-written targets; even if it did, the
+version bumped after the write makes the next block ramp to the complete targets.
 """
 from __future__ import annotations
 
@@ -12,9 +16,57 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 MIN_RAMP_MS = 5.0
+
+
+@numba.njit(cache=True)
+def _mix_kernel(stems, dry, n, targets, version, start, goal, current, ramp, ramp_samples,
+                output_index, stem_outputs, out, frame_major):
+    """Mix ``n`` samples of ``stems [S, C, >=n]`` and ``dry [C, >=n]`` into ``out`` (``[C_out, >=n]``,
+    or ``[>=n, C_out]`` when ``frame_major``) with coefficients ramped per sample.
+
+    ``targets [S + 1]`` and ``version [1]`` are the published controls; ``start``/``goal``
+    ``[S + 1]`` (float64) the running ramp's ends, ``current [S + 1]`` the coefficients at the
+    last sample, ``ramp [2]`` (int64) the ramp's position and the version it ramps to.
+    """
+    n_coeff = targets.shape[0]
+    n_stems, channels = stems.shape[0], stems.shape[1]
+    if version[0] != ramp[1]:  # a new target: ramp to it from where we are
+        ramp[1] = version[0]
+        for i in range(n_coeff):
+            start[i] = current[i]
+            goal[i] = targets[i]
+        ramp[0] = 0
+    for k in range(n):
+        if ramp[0] < ramp_samples:
+            ramp[0] += 1
+            if ramp[0] == ramp_samples:
+                for i in range(n_coeff):
+                    current[i] = goal[i]  # land exactly on the target
+            else:
+                frac = ramp[0] / ramp_samples
+                for i in range(n_coeff):
+                    current[i] = start[i] + (goal[i] - start[i]) * frac
+        for c in range(channels):
+            if stem_outputs:
+                for o in range(output_index.shape[0]):
+                    s = output_index[o]
+                    v = current[s] * stems[s, c, k]
+                    if frame_major:
+                        out[k, o * channels + c] = v
+                    else:
+                        out[o * channels + c, k] = v
+            else:
+                acc = current[n_stems] * dry[c, k]
+                for s in range(n_stems):
+                    acc += current[s] * stems[s, c, k]
+                if frame_major:
+                    out[k, c] = acc
+                else:
+                    out[c, k] = acc
 
 
 @dataclass(frozen=True)
@@ -47,7 +99,7 @@ class StemMixer:
         self.ramp_samples = max(1, math.ceil(ramp_ms * sample_rate_hz / 1000))
         self.stem_outputs = stem_outputs
         self.output_stems = tuple(self._check(s) for s in (output_stems or self.stems))
-        self._output_index = np.array([self.stems.index(s) for s in self.output_stems])
+        self._output_index = np.array([self.stems.index(s) for s in self.output_stems], np.int64)
         self.output_channels = self.channels * (len(self.output_stems) if stem_outputs else 1)
         self._lock = threading.Lock()
         self._gains_db = {s: 0.0 for s in self.stems}
@@ -55,11 +107,14 @@ class StemMixer:
         self._muted: set[str] = set()
         self._soloed: set[str] = set()
         self._wet = 1.0
-        self._target = self._coefficients()  # [S + 1]: per-stem gains, then the dry gain
-        self._current = self._target.copy()  # worker-owned from here on
-        self._step = np.zeros_like(self._current)
-        self._ramp_left = 0
-        self._ramp_target = self._target
+        # published controls [S + 1] (per-stem gains, then the dry gain) and their version
+        self._targets = self._coefficients()
+        self._version = np.zeros(1, np.int64)
+        # audio-side ramp state, owned by whoever calls mix_into
+        self._start = self._targets.astype(np.float64)
+        self._goal = self._start.copy()
+        self._current = self._targets.copy()
+        self._ramp = np.array([self.ramp_samples, 0], np.int64)  # position, version ramped to
 
     # ------------------------------------------------------------------ control (any thread)
     def select(self, stems: Sequence[str]) -> None:
@@ -106,7 +161,8 @@ class StemMixer:
     def _update(self, change) -> None:
         with self._lock:
             change()
-            self._target = self._coefficients()  # one reference swap: the worker sees old or new
+            self._targets[:] = self._coefficients()  # the values first, then the version that announces them
+            self._version[0] += 1
 
     def _coefficients(self) -> np.ndarray:
         gains = np.zeros(len(self.stems) + 1, np.float32)
@@ -118,35 +174,37 @@ class StemMixer:
         gains[-1] = 0.0 if self.stem_outputs else 1.0 - wet
         return gains
 
-    # ------------------------------------------------------------------ worker thread
+    # ------------------------------------------------------------------ audio side
     def settle(self) -> None:
         """Jump every coefficient to its target, no ramp (before a stream starts)."""
-        self._ramp_target = self._target
-        self._current = self._target.copy()
-        self._ramp_left = 0
+        with self._lock:
+            self._current[:] = self._targets
+            self._start[:] = self._targets
+            self._goal[:] = self._targets
+            self._ramp[:] = (self.ramp_samples, self._version[0])
+
+    def mix_into(self, stems: np.ndarray, dry: np.ndarray, n: int, out: np.ndarray, frame_major: bool = False) -> None:
+        """Mix the first ``n`` samples of ``stems [S, C, >=n]`` and ``dry [C, >=n]`` into ``out``
+        (``[C_out, >=n]``, or ``[>=n, C_out]`` with ``frame_major``: sounddevice's output block).
+
+        Allocation-free and lock-free (one numba kernel over preallocated state): for the audio
+        callback. One thread at a time calls ``mix_into``/``mix``.
+        """
+        _mix_kernel(stems, dry, n, self._targets, self._version, self._start, self._goal, self._current,
+                    self._ramp, self.ramp_samples, self._output_index, self.stem_outputs, out, frame_major)
 
     def mix(self, stems: np.ndarray, dry: np.ndarray) -> np.ndarray:
-        """Stems ``[S, C, n]`` and dry ``[C, n]`` -> ``[C_out, n]``, coefficients ramped per sample."""
+        """Stems ``[S, C, n]`` and dry ``[C, n]`` -> a new ``[C_out, n]`` (:meth:`mix_into` into a new array)."""
         n = stems.shape[2]
-        coeff = self._envelope(n)  # [S + 1, n]
-        if self.stem_outputs:
-            picked = stems[self._output_index] * coeff[self._output_index, None, :]
-            return picked.reshape(self.output_channels, n)
-        return np.einsum("sn,scn->cn", coeff[:-1], stems) + coeff[-1] * dry
+        out = np.empty((self.output_channels, n), np.float32)
+        self.mix_into(np.ascontiguousarray(stems, np.float32), np.ascontiguousarray(dry, np.float32), n, out)
+        return out
 
-    def _envelope(self, n: int) -> np.ndarray:
-        target = self._target
-        if target is not self._ramp_target:  # a new target: ramp to it from where we are
-            self._ramp_target = target
-            self._step = (target - self._current) / self.ramp_samples
-            self._ramp_left = self.ramp_samples
-        env = np.empty((self._current.shape[0], n), np.float32)
-        k = min(self._ramp_left, n)
-        env[:, :k] = self._current[:, None] + self._step[:, None] * np.arange(1, k + 1, dtype=np.float32)
-        self._ramp_left -= k
-        if self._ramp_left == 0:
-            self._current = target.copy()  # land exactly on the target
-        elif k:
-            self._current = env[:, k - 1].copy()
-        env[:, k:] = self._current[:, None]
-        return env
+
+def warmup() -> None:
+    """Compile the mixing kernel (both layouts, both modes) before a stream starts."""
+    for stem_outputs in (False, True):
+        mixer = StemMixer(("a", "b"), 2, 22050, stem_outputs=stem_outputs)
+        stems, dry = np.zeros((2, 2, 4), np.float32), np.zeros((2, 4), np.float32)
+        mixer.mix_into(stems, dry, 4, np.zeros((mixer.output_channels, 4), np.float32))
+        mixer.mix_into(stems, dry, 4, np.zeros((4, mixer.output_channels), np.float32), frame_major=True)

@@ -62,6 +62,56 @@ def _resample_kernel(work: np.ndarray, work_start: np.int64, table: np.ndarray, 
             out[c, m] = acc
 
 
+@numba.njit(cache=True)
+def _resample_into_kernel(history: np.ndarray, work: np.ndarray, x: np.ndarray, n_in: np.int64,
+                          table: np.ndarray, up: np.int64, down: np.int64, in_count: np.int64,
+                          out_count: np.int64, out: np.ndarray, out_offset: np.int64) -> np.int64:
+    """Allocation-free streaming step: ``x[:, :n_in]`` in, outputs into ``out[:, out_offset:]``.
+
+    ``history [C, K]`` holds the ``K`` inputs before ``x`` (updated in place), ``work
+    [C, K + n_max]`` is scratch. Returns the outputs written, or -1 (nothing changed) when
+    ``out`` lacks room. Keeps the GIL: an audio callback holds it anyway, and releasing and
+    retaking it costs up to a switch interval when another Python thread is busy.
+    """
+    channels, n_taps = history.shape
+    out_end = -((-(in_count + n_in) * up) // down)  # ceil: outputs whose newest input has arrived
+    n_out = out_end - out_count
+    if out_offset + n_out > out.shape[1]:
+        return -1
+    for c in range(channels):
+        for k in range(n_taps):
+            work[c, k] = history[c, k]
+        for k in range(n_in):
+            work[c, n_taps + k] = x[c, k]
+    work_start = in_count - n_taps
+    width = table.shape[1]
+    for m in range(n_out):
+        t = (out_count + m) * down
+        i = t // up
+        p = t - i * up
+        base = i - work_start
+        for c in range(channels):
+            acc = np.float32(0.0)
+            for j in range(width):
+                acc += table[p, j] * work[c, base - j]
+            out[c, out_offset + m] = acc
+    for c in range(channels):
+        for k in range(n_taps):
+            history[c, k] = work[c, n_in + k]
+    return n_out
+
+
+@numba.njit(cache=True)
+def _copy_into_kernel(x: np.ndarray, n: np.int64, out: np.ndarray, offset: np.int64) -> np.int64:
+    """Equal rates: copy ``x[:, :n]`` to ``out[:, offset:]``; -1 when ``out`` lacks room."""
+    if offset + n > out.shape[1]:
+        return -1
+    for c in range(x.shape[0]):
+        for k in range(n):
+            out[c, offset + k] = x[c, k]
+    return n
+
+
 class StreamingResampler:
     """Converts a ``[C, n]`` float32 stream from ``in_rate_hz`` to ``out_rate_hz``, causally.
 
@@ -93,6 +143,7 @@ class StreamingResampler:
             self._table = polyphase_table(taps, self.up)
         self._n_taps = self._table.shape[1]
         self.reset()
+        self.reserve(4096)
 
     def reset(self) -> None:
         """Forget all input: the next sample is input sample 0, preceded by silence."""
@@ -112,6 +163,40 @@ class StreamingResampler:
             self._out_count += x.shape[1]
             return x.copy()
         return self._run(x, self._in_count + x.shape[1], self._outputs_available(self._in_count + x.shape[1]))
+
+
+    def reserve(self, max_input_samples: int) -> None:
+        """Preallocate :meth:`process_into`'s scratch for calls of up to ``max_input_samples`` inputs."""
+        if max_input_samples < 1:
+            raise ValueError(f"max_input_samples must be >= 1, got {max_input_samples}")
+        self._max_into = int(max_input_samples)
+        self._work_into = np.zeros((self.channels, self._n_taps + self._max_into), np.float32)
+
+    def max_outputs(self, input_samples: int) -> int:
+        """The most outputs one call with ``input_samples`` inputs can return (room to give ``process_into``)."""
+        return -(-input_samples * self.up // self.down) + 1
+
+    def process_into(self, x: np.ndarray, n: int, out: np.ndarray, offset: int = 0) -> int:
+        """Feed ``x[:, :n]`` (float32 ``[C, >= n]``) and write the outputs now complete into
+        ``out[:, offset:]`` (float32 ``[C, >= offset + max_outputs(n)]``); returns how many.
+
+        The same stream as :meth:`process` (the two may be mixed), but nothing is allocated:
+        for a real-time callback. Call :meth:`reserve` first; ``n`` may not exceed it.
+        """
+        if n > self._max_into:
+            raise ValueError(f"process_into got {n} samples but reserve() made room for {self._max_into}; "
+                             "call reserve() with the largest block first")
+        if self.passthrough:
+            written = _copy_into_kernel(x, n, out, offset)
+        else:
+            written = _resample_into_kernel(self._history, self._work_into, x, n, self._table, self.up,
+                                            self.down, self._in_count, self._out_count, out, offset)
+        if written < 0:
+            raise ValueError(f"process_into: out has {out.shape[1] - offset} samples of room after offset "
+                             f"{offset}, {self.max_outputs(n)} are needed")
+        self._in_count += n
+        self._out_count += written
+        return written
 
     def flush(self) -> np.ndarray:
         """End of stream: the remaining ``[C, m]`` outputs of the delayed signal; then ``reset()``.
@@ -151,3 +236,6 @@ class StreamingResampler:
 def warmup() -> None:
     """Compile the resampling kernel (from numba's cache when possible) before a stream starts."""
     StreamingResampler(48000, 22050, 1).process(np.zeros((1, 64), np.float32))
+    for rates in ((48000, 22050), (22050, 22050)):  # process_into: resampling and equal-rate copy
+        resampler = StreamingResampler(*rates, 1)
+        resampler.process_into(np.zeros((1, 64), np.float32), 64, np.zeros((1, 128), np.float32), 0)
