@@ -97,6 +97,8 @@ class StemMixer:
         self.stems = tuple(stems)
         self.channels = int(channels)
         self.ramp_samples = max(1, math.ceil(ramp_ms * sample_rate_hz / 1000))
+        self.sample_rate_hz = int(sample_rate_hz)
+        self.meters = None  # an rt.meters.StemMeters fed by mix_into when attached (set before a stream starts)
         self.stem_outputs = stem_outputs
         self.output_stems = tuple(self._check(s) for s in (output_stems or self.stems))
         self._output_index = np.array([self.stems.index(s) for s in self.output_stems], np.int64)
@@ -192,6 +194,9 @@ class StemMixer:
         """
         _mix_kernel(stems, dry, n, self._targets, self._version, self._start, self._goal, self._current,
                     self._ramp, self.ramp_samples, self._output_index, self.stem_outputs, out, frame_major)
+        meters = self.meters
+        if meters is not None:  # level meters for a UI (rt/meters.py): one more allocation-free kernel
+            meters.update(stems, dry, n, self._current, out, frame_major)
 
     def mix(self, stems: np.ndarray, dry: np.ndarray) -> np.ndarray:
         """Stems ``[S, C, n]`` and dry ``[C, n]`` -> a new ``[C_out, n]`` (:meth:`mix_into` into a new array)."""
