@@ -19,10 +19,13 @@ def music_like(channels: int, n: int, rate_hz: int, rng: np.random.Generator) ->
     return (0.1 * x + 0.05 * rng.standard_normal((channels, n))).astype(np.float32)
 
 
-@pytest.mark.parametrize("host_rate_hz,channels,block", [(48000, 2, 256), (44100, 1, 128), (22050, 2, 100)])
-def test_output_is_the_offline_separation_delayed_by_the_reported_latency(host_rate_hz, channels, block, rng):
+@pytest.mark.parametrize("mode", ["callback", "worker"])
+@pytest.mark.parametrize("host_rate_hz,channels,block", [(48000, 2, 256), (44100, 1, 128), (22050, 2, 100),
+                                                         (44100, 2, 129)])
+def test_output_is_the_offline_separation_delayed_by_the_reported_latency(host_rate_hz, channels, block, mode, rng):
     separator = small_separator()
-    engine = Engine(separator, host_rate_hz, channels, block, stems=["drums", "bass"])
+    engine = Engine(separator, host_rate_hz, channels, block, stems=["drums", "bass"], mode=mode)
+    assert engine.mode == mode and (engine.prefill_samples == 0) == (mode == "callback")
     engine.mixer.set_gain_db("bass", -6.0)
     x = music_like(channels, host_rate_hz // 2, host_rate_hz, rng)
     y = drive(engine, x)
@@ -37,9 +40,10 @@ def test_output_is_the_offline_separation_delayed_by_the_reported_latency(host_r
     engine.close()
 
 
-@pytest.mark.parametrize("host_rate_hz", [44100, 48000, 96000])
-def test_reported_latency_is_the_measured_delay_to_a_twentieth_of_a_sample(host_rate_hz):
-    engine = Engine(small_separator(), host_rate_hz, 1, 256)
+@pytest.mark.parametrize("host_rate_hz,mode", [(44100, "callback"), (48000, "callback"), (96000, "callback"),
+                                               (44100, "worker")])
+def test_reported_latency_is_the_measured_delay_to_a_twentieth_of_a_sample(host_rate_hz, mode):
+    engine = Engine(small_separator(), host_rate_hz, 1, 256, mode=mode)
     engine.mixer.set_wet(0.0)  # the dry path takes every delay the stems take
     freq_hz = 13.0  # half a period exceeds every latency here: the fitted phase is unambiguous
     x = np.sin(2 * np.pi * freq_hz * np.arange(host_rate_hz // 2) / host_rate_hz).astype(np.float32)[None]
@@ -54,7 +58,12 @@ def test_reported_latency_is_the_measured_delay_to_a_twentieth_of_a_sample(host_
 
 
 class SlowSeparator:
-    """A real separator whose calls number ``slow_calls`` each sleep ``delay_s`` first (a model that stalls)."""
+    """A real separator whose calls number ``slow_calls`` each sleep ``delay_s`` first (a model that stalls).
+
+    It says its backend is torch, so the engine calls its ``process`` (worker mode) rather than
+    running the numba frame step itself."""
+
+    backend = "torch"
 
     def __init__(self, delay_s: float, slow_calls: range) -> None:
         self._inner = small_separator()
@@ -81,6 +90,7 @@ def test_a_slow_model_underruns_without_drift(input_ring_samples):
     slow = SlowSeparator(delay_s=0.2, slow_calls=range(8, 11))  # stalls 0.6 s from about 0.3 s in
     engine = Engine(slow, host_rate_hz, 1, block, prefill_samples=2 * block,
                     input_ring_samples=input_ring_samples)
+    assert engine.mode == "worker"  # no numba frame step: auto gives the worker
     engine.mixer.set_wet(0.0)  # output = input delayed by the latency, an exact integer at the model's rate
     n = 2 * host_rate_hz
     x = np.random.default_rng(3).uniform(0.1, 1.0, n).astype(np.float32)[None]  # never zero
@@ -107,11 +117,16 @@ def test_a_slow_model_underruns_without_drift(input_ring_samples):
     engine.close()
 
 
-def test_the_callback_allocates_nothing_in_steady_state():
-    engine = Engine(small_separator(), 48000, 2, 256)
+@pytest.mark.parametrize("mode", ["callback", "worker"])
+def test_the_callback_allocates_nothing_in_steady_state(mode):
+    """No array is allocated: calling numba kernels from Python makes a few small transient
+    objects (argument typing, well under 1 KiB at a time), so the bound is a quarter of one
+    block's data; nothing stays allocated over 500 callbacks."""
+    block = 1024
+    engine = Engine(small_separator(), 48000, 2, block, mode=mode)
     engine.prepare()
-    indata = np.ones((256, 2), np.float32)
-    outdata = np.zeros((256, 2), np.float32)
+    indata = np.ones((block, 2), np.float32)
+    outdata = np.zeros((block, 2), np.float32)
     for _ in range(20):
         engine.callback(indata, outdata)
         engine.step()
@@ -125,6 +140,8 @@ def test_the_callback_allocates_nothing_in_steady_state():
         tracemalloc.stop()
     assert end_bytes - start_bytes < 1024
     assert peak_bytes - start_bytes < indata.nbytes // 4
+    if mode == "callback":
+        assert engine.stats().callbacks == 520 and engine.stats().underrun_samples == 0
     engine.close()
 
 
@@ -135,9 +152,10 @@ def test_bad_engine_arguments_are_clear_errors():
         Engine(small_separator(), 48000, 2, 256, stems=["vocals"])
 
 
-def test_stem_outputs_give_each_stem_its_own_channels(rng):
+@pytest.mark.parametrize("mode", ["callback", "worker"])
+def test_stem_outputs_give_each_stem_its_own_channels(mode, rng):
     separator = small_separator()
-    engine = Engine(separator, 48000, 2, 256, stems=["piano", "bass"], stem_outputs=True)
+    engine = Engine(separator, 48000, 2, 256, stems=["piano", "bass"], stem_outputs=True, mode=mode)
     assert engine.output_channels == 4
     x = music_like(2, 12000, 48000, rng)
     y = drive(engine, x)
