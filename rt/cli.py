@@ -32,7 +32,11 @@ def _add_live(subparsers: argparse._SubParsersAction) -> None:
                    help="device block in samples; 0 (default) takes the audio server's own period, which adds "
                         "no buffering under JACK")
     p.add_argument("--prefill-ms", type=float, default=None,
-                   help="silence the output starts with, absorbing worker jitter (default: two blocks)")
+                   help="worker mode: silence the output starts with, absorbing worker jitter (default: two blocks)")
+    p.add_argument("--mode", default="auto", choices=["auto", "callback", "worker"],
+                   help="callback: separate inside the audio callback (no prefill; the CPU's numba step); worker: "
+                        "an inference thread behind a prefilled ring (CUDA, heavy models); auto (default) times "
+                        "the pipeline first and picks callback when its p99 fits in half the block")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where the model runs")
     p.add_argument("--torch-threads", type=int, default=1, help="intra-op threads of the inference worker")
     midi = p.add_mutually_exclusive_group()
@@ -43,6 +47,9 @@ def _add_live(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--input-file", type=Path, default=None, help="read audio from this file instead of a device")
     p.add_argument("--output-file", type=Path, default=None, help="write the output here (with --input-file)")
     p.add_argument("--seconds", type=float, default=None, help="stop after this long (live mode)")
+    p.add_argument("--no-tui", action="store_true",
+                   help="the one-line status instead of the full-screen control surface (which is shown only "
+                        "when stdin and stdout are a terminal)")
     p.set_defaults(func=_run_live)
 
 
@@ -78,7 +85,7 @@ def _engine(args: argparse.Namespace, separator, rate_hz: int, channels: int, st
     block = args.blocksize or ENGINE_BLOCK_SAMPLES
     prefill = None if args.prefill_ms is None else math.ceil(args.prefill_ms * rate_hz / 1000)
     return Engine(separator, rate_hz, channels, block, prefill_samples=prefill, stems=stems,
-                  stem_outputs=args.stem_outputs, torch_threads=args.torch_threads)
+                  stem_outputs=args.stem_outputs, torch_threads=args.torch_threads, mode=args.mode)
 
 
 def _run_file(args: argparse.Namespace, separator, stems: list[str]) -> int:
@@ -105,11 +112,11 @@ def _run_file(args: argparse.Namespace, separator, stems: list[str]) -> int:
 
 
 def _run_device(args: argparse.Namespace, separator, stems: list[str]) -> int:
-    from .live import LiveError, LiveStream, choose_devices, run_until_interrupted
+    from .live import LiveError, LiveStream, choose_devices, run_live
     from .midi import MidiController, MidiMapping
 
     per_channel = len(stems) if args.stem_outputs else 1
-    controller = None
+    controller, port = None, None
     try:
         choice = choose_devices(args.input_device, args.output_device, per_channel)
         engine = _engine(args, separator, choice.sample_rate_hz, choice.channels, stems)
@@ -123,7 +130,9 @@ def _run_device(args: argparse.Namespace, separator, stems: list[str]) -> int:
         print(f"live: {choice.channels} channel(s) at {choice.sample_rate_hz} Hz, stems {', '.join(stems)}, "
               f"latency {latency.total_ms:.1f} ms ({latency.total_samples:.1f} samples); Ctrl-C stops",
               file=sys.stderr)
-        run_until_interrupted(stream, args.seconds)
+        title = (f"stemstream live: {args.model}, {choice.sample_rate_hz} Hz, {choice.channels} ch, "
+                 f"block {args.blocksize or 'server period'}")
+        run_live(stream, args.seconds, controller, port, title, tui=False if args.no_tui else None)
     except (LiveError, ValueError) as exc:
         return _fail(str(exc))
     finally:

@@ -1,20 +1,25 @@
 """The live loop: an :class:`~rt.engine.Engine` on a sounddevice (PortAudio) duplex stream.
 
-The stream's callback only hands the device's blocks to ``Engine.callback`` (ring copies).
-Everything that can fail (no device, no audio server, an unsupported rate, too few channels)
+The stream's callback hands the device's blocks to ``Engine.callback`` (the whole pipeline in
+callback mode, ring copies in worker mode). Everything that can fail (no device, no audio server, an unsupported rate, too few channels)
 raises :class:`LiveError` with a message that says what to do, before any stream starts.
 """
 from __future__ import annotations
 
+import gc
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .engine import Engine
 from .latency import LatencyBreakdown
+
+if TYPE_CHECKING:
+    from .midi import MidiController
 
 SUPPORTED_RATES_HZ = (22050, 44100, 48000, 88200, 96000)
 NO_AUDIO_HINT = ("run `stemstream devices` to see what PortAudio finds; on a machine without a sound card "
@@ -103,6 +108,10 @@ class LiveStream:
         return self.engine.latency(in_s * rate, out_s * rate)
 
     def __enter__(self) -> "LiveStream":
+        # the callback's numba calls make small transient Python objects; freezing what exists
+        # keeps a full garbage collection (which would walk torch's many objects) out of it
+        gc.collect()
+        gc.freeze()
         self._stream.start()
         return self
 
@@ -115,8 +124,22 @@ class LiveStream:
 def status_line(stream: LiveStream) -> str:
     """One line: load, underruns, device status flags, latency."""
     stats = stream.engine.stats()
-    return (f"load {stats.load:4.2f} | underruns {stats.underrun_samples} samples | "
+    return (f"{stream.engine.mode} | load {stats.load:4.2f} | underruns {stats.underrun_samples} samples | "
             f"xruns {stream.status_flags} | latency {stream.latency().total_ms:5.1f} ms")
+
+
+def run_live(stream: LiveStream, seconds: float | None = None, controller: MidiController | None = None,
+             midi_port: str | None = None,
+             title: str = "stemstream live", tui: bool | None = None) -> None:
+    """The control surface (:mod:`rt.tui`) when stdin and stdout are a terminal (or ``tui=True``),
+    else the one-line status (pipes, CI, ``tui=False``); returns on Ctrl-C, ``q`` or after ``seconds``."""
+    if tui is None:
+        tui = sys.stdin.isatty() and sys.stdout.isatty()
+    if tui:
+        from .tui import run_control_surface
+        run_control_surface(stream, seconds, controller, midi_port, title)
+    else:
+        run_until_interrupted(stream, seconds)
 
 
 def run_until_interrupted(stream: LiveStream, seconds: float | None = None, every_s: float = 0.5,

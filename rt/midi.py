@@ -158,6 +158,16 @@ class MidiController:
         with self._lock:
             self._learn_target = target
 
+    @property
+    def learning(self) -> str | None:
+        """The target MIDI learn waits for (``"gain:drums"``, ...), or ``None`` when not learning."""
+        return self._learn_target
+
+    def cancel_learn(self) -> None:
+        """Stop waiting for a message to learn."""
+        with self._lock:
+            self._learn_target = None
+
     def _bind(self, target: str, number: int) -> None:
         """Point note/CC ``number`` at ``target``, dropping the target's previous binding."""
         action, _, stem = target.partition(":")
