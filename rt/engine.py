@@ -278,6 +278,11 @@ class Engine:
             return self._cb_samples
         return self.in_ring.total_written + self.in_ring.overflows
 
+    @property
+    def blocks_timed(self) -> int:
+        """Blocks timed since creation (``timings()`` keeps the last ``TIMING_HISTORY``)."""
+        return self._blocks
+
     def timings(self) -> list[BlockTiming]:
         """Recent per-block compute timings, oldest first (a copy: profilers read, never write)."""
         count = min(self._blocks, TIMING_HISTORY)
