@@ -39,7 +39,7 @@ from .midi import MAX_GAIN_DB, MIN_GAIN_DB, MidiController
 REFRESH_HZ = 15.0           # screen redraws per second (<= 30)
 GIL_SWITCH_INTERVAL_S = 0.001  # while the UI runs: the audio callback waits at most this long for the GIL
 METER_RANGE_DB = 60.0       # a meter shows -60..0 dBFS
-METER_WIDTH = 36            # characters
+METER_WIDTH = 30            # characters (a stem row fits 100 columns)
 GAIN_STEP_DB = 1.0
 WET_STEP = 0.05
 

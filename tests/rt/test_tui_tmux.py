@@ -1,0 +1,189 @@
+"""``stemstream live`` used as a person uses it: in a terminal (tmux), keys typed, the screen read, the sound heard.
+
+tmux runs ``stemstream live`` on the JACK server (dummy driver, the CI's 48 kHz / 256); a JACK
+client of this test plays noise into the program's input ports and records its output port.
+Keys go in with ``tmux send-keys``, the screen comes back with ``tmux capture-pane``, and
+every change typed must show on the screen and in the recorded audio.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+import model
+from tests.conftest import small_config
+from tests.rt.jack_server import jackd_installed
+
+pytestmark = pytest.mark.skipif(not (jackd_installed() and shutil.which("tmux")), reason="needs jackd and tmux")
+
+NOISE_RMS = 0.2
+RATE_HZ = 48000             # the CI's JACK server
+STARTUP_TIMEOUT_S = 60.0    # model load, numba cache, the engine's mode measurement, on a loaded machine
+_LEVELS = re.compile(r"\s(-?\d+\.\d|-inf)\s+(-?\d+\.\d|-inf)\s+([+-]\d+\.\d|-inf) dB")
+
+
+class Tmux:
+    """A tmux server of its own (own socket, this process's environment) running ``command`` in one window."""
+
+    def __init__(self, command: str, width: int = 120, height: int = 40) -> None:
+        self.socket = f"stemstream-test-{os.getpid()}"
+        self._run("new-session", "-d", "-s", "t", "-x", str(width), "-y", str(height), command)
+
+    def _run(self, *args: str) -> str:
+        return subprocess.run(["tmux", "-L", self.socket, *args], capture_output=True, text=True, check=True).stdout
+
+    def keys(self, *keys: str) -> None:
+        self._run("send-keys", "-t", "t", *keys)
+
+    def screen(self) -> str:
+        return self._run("capture-pane", "-p", "-t", "t")
+
+    def wait_for(self, predicate, timeout_s: float, what: str) -> str:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            text = self.screen()
+            try:
+                if predicate(text):
+                    return text
+            except StopIteration:  # the line looked for is not drawn yet
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"the screen never showed {what}; it shows:\n{self.screen()}")
+
+    def close(self) -> None:
+        subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True)
+
+
+class NoiseLoop:
+    """A JACK client: plays stationary noise into the ports it is connected to, records into a preallocated buffer."""
+
+    def __init__(self, jack, seconds: float) -> None:
+        # a 1 s loop of noise below 8 kHz: inside the model's band (22.05 kHz rate), where the dry
+        # path the input meter reads is the input itself
+        spectrum = np.fft.rfft(np.random.default_rng(7).standard_normal(RATE_HZ))
+        spectrum[np.fft.rfftfreq(RATE_HZ, 1 / RATE_HZ) > 8000] = 0
+        noise = np.fft.irfft(spectrum, RATE_HZ)
+        self.noise = (NOISE_RMS * noise / np.sqrt(np.mean(noise ** 2))).astype(np.float32)
+        self.recorded = np.zeros(int(seconds * RATE_HZ), np.float32)
+        self.play_pos = self.rec_pos = 0
+        self.client = jack.Client("stemstream-tui-test")
+        self.out = self.client.outports.register("out")
+        self.inp = self.client.inports.register("in")
+        self.client.set_process_callback(self._process)
+        self.client.activate()
+
+    def _process(self, frames: int) -> None:
+        idx = (self.play_pos + np.arange(frames)) % self.noise.shape[0]
+        self.out.get_array()[:] = self.noise[idx]
+        self.play_pos += frames
+        r = self.rec_pos
+        k = max(0, min(frames, self.recorded.shape[0] - r))
+        self.recorded[r:r + k] = self.inp.get_array()[:k]
+        self.rec_pos = r + k
+
+    def level(self, seconds: float) -> float:
+        """RMS of the last ``seconds`` recorded over its 256-sample chunks that are not silent (an xrun's
+        gap does not count); 0 when all are silent."""
+        end = self.rec_pos
+        x = self.recorded[end - int(seconds * RATE_HZ):end]
+        power = (x[: len(x) // 256 * 256].reshape(-1, 256).astype(np.float64) ** 2).mean(axis=1)
+        sounding = power[power > 0]
+        return float(np.sqrt(sounding.mean())) if len(sounding) else 0.0
+
+    def close(self) -> None:
+        self.client.deactivate()
+        self.client.close()
+
+
+def _row(text: str, stem: str) -> str:
+    return next(line for line in text.splitlines() if re.search(rf"\d {stem}\s", line))
+
+
+def _row_named(text: str, label: str) -> str:
+    return next(line for line in text.splitlines() if line.strip().startswith(label))
+
+
+def _levels(row: str) -> tuple[float, float, float]:
+    """A stem row's peak and RMS (dBFS) and gain (dB), as the screen shows them."""
+    match = _LEVELS.search(row)
+    assert match, row
+    return tuple(float(v) for v in match.groups())
+
+
+def _portaudio_clients(client) -> set[str]:
+    return {p.name.split(":")[0] for p in client.get_ports("PortAudio")}
+
+
+@pytest.fixture
+def model_dir(tmp_path):
+    torch.manual_seed(0)
+    path = tmp_path / "small"
+    model.save_separator(model.RQVAESeparator(small_config()).eval(), path)
+    return path
+
+
+def test_keys_typed_in_tmux_mute_and_change_gain_on_screen_and_in_the_sound(jack, model_dir, tmp_path):
+    loop = NoiseLoop(jack, seconds=90.0)
+    before = _portaudio_clients(loop.client)
+    err_file, rc_file = tmp_path / "stderr.txt", tmp_path / "rc.txt"
+    command = (f"cd {os.getcwd()} && env -u COLUMNS -u LINES {sys.executable} -m stemstream_cli live "
+               f"--model {model_dir} --stems bass --prefill-ms 40 2> {err_file}; echo $? > {rc_file}; sleep 60")
+    tmux = Tmux(command)
+    try:
+        tmux.wait_for(lambda s: "stems (post-gain)" in s, STARTUP_TIMEOUT_S, "the control surface")
+        new = _portaudio_clients(loop.client) - before
+        assert len(new) == 1, f"expected one new PortAudio client, found {new}"
+        name = new.pop()
+        for port in (f"{name}:in_0", f"{name}:in_1"):
+            loop.client.connect(loop.out, port)
+        loop.client.connect(f"{name}:out_0", loop.inp)
+        time.sleep(1.5)  # output flows; the meters' RMS average (0.3 s time constant) settles
+        screen = tmux.screen()
+        assert _levels(_row(screen, "bass"))[2] == 0.0 and "not in --stems" in _row(screen, "drums")
+        at_0_db = loop.level(0.5)
+        assert at_0_db > 0.02 * NOISE_RMS, f"no output heard: {at_0_db}"
+        input_rms_db = float(_row_named(screen, "input").split()[-1])
+        assert input_rms_db == pytest.approx(20 * np.log10(NOISE_RMS), abs=1.5)  # the meter shows the input
+
+        tmux.keys(*["-"] * 6)  # the cursor starts on stem 1, bass: -6 dB
+        tmux.wait_for(lambda s: _levels(_row(s, "bass"))[2] == -6.0, 10, "bass at -6 dB")
+        time.sleep(1.0)
+        at_minus_6 = loop.level(0.5)
+        assert at_minus_6 / at_0_db == pytest.approx(10 ** (-6 / 20), rel=0.1)  # heard 6 dB quieter
+        screen = tmux.screen()
+        shown_rms_db = _levels(_row(screen, "bass"))[1]
+        assert shown_rms_db == pytest.approx(20 * np.log10(at_minus_6), abs=2.0)  # the meter shows what is heard
+        assert float(_row_named(screen, "output").split()[-1]) == pytest.approx(shown_rms_db, abs=0.5)
+
+        tmux.keys("m")
+        tmux.wait_for(lambda s: "MUTE" in _row(s, "bass"), 10, "bass muted")
+        time.sleep(1.0)
+        assert loop.level(0.5) == 0.0  # wet 100 %, the only heard stem muted: silence
+        assert _levels(_row(tmux.screen(), "bass"))[1] < shown_rms_db - 10  # and its meter falls
+
+        tmux.keys("q")
+        deadline = time.monotonic() + 15
+        while not (rc_file.exists() and rc_file.read_text().strip()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert rc_file.read_text().strip() == "0", err_file.read_text()
+        assert "stopped:" in err_file.read_text()  # the usual summary
+    finally:
+        tmux.close()
+        loop.close()
+
+
+def test_without_a_terminal_live_prints_the_status_line(jack, model_dir):
+    proc = subprocess.run([sys.executable, "-m", "stemstream_cli", "live", "--model", str(model_dir), "--stems",
+                           "bass", "--prefill-ms", "40", "--seconds", "1.5"], capture_output=True, text=True,
+                          timeout=120, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stderr
+    assert "underruns" in proc.stderr and "xruns" in proc.stderr and "stopped:" in proc.stderr
+    assert "\x1b[?1049h" not in proc.stdout + proc.stderr  # no alternate screen
