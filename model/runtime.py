@@ -15,6 +15,18 @@ if TYPE_CHECKING:
 
 _OFFLINE_CHUNK_FRAMES = 512  # frames per model call in separate(); bounds memory, not results
 BACKENDS = ("auto", "torch", "numba")
+MAX_CHANNELS_BEYOND_SAMPLES = 16  # more channels than this and than samples: a transposed [T, C] array
+
+
+def check_channels_first(shape: tuple[int, ...]) -> None:
+    """Refuse a 2-D ``shape`` that looks like ``[samples, channels]`` where ``[channels, samples]`` is due.
+
+    A block may legitimately hold fewer samples than channels (streaming), so the test is: more
+    than ``MAX_CHANNELS_BEYOND_SAMPLES`` channels and more channels than samples.
+    """
+    if len(shape) == 2 and shape[0] > MAX_CHANNELS_BEYOND_SAMPLES and shape[0] > shape[1]:
+        raise ValueError(f"audio of shape {shape} looks like [samples, channels] (soundfile's layout), but "
+                         f"[channels, samples] is expected: pass x.T (e.g. shape {shape[::-1]})")
 
 
 class StreamingSeparator:
@@ -209,6 +221,7 @@ class StreamingSeparator:
             raise ValueError(f"audio must be 2-D [channels, samples], got shape {block.shape}")
         if block.shape[0] < 1:
             raise ValueError("audio has no channels")
+        check_channels_first(block.shape)
         x = block.astype(np.float32, copy=True)
         bad = ~np.isfinite(x)
         if bad.any():

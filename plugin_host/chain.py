@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 import pedalboard
 
+from model.runtime import check_channels_first
+
 from .fifo import SampleFifo
 from .processor import PedalboardProcessor, check_sample_rate
 
@@ -162,7 +164,9 @@ class Chain(PedalboardProcessor):
         self._items: list[object] = [check_processor(p) for p in processors]
         self._stages: list[_NativeStage | _PythonStage] | None = None
         self._stream: tuple[int, int] | None = None  # (sample rate, channels) of the running stream
-        self._last_rate_hz: int | None = None
+        self._last_call: tuple[int, int, int, int] | None = None  # rate, channels, block, buffer_size
+        self._latency_cache: dict[tuple[int, int, int, int], int] = {}  # measured once per key; cleared by reset/edits
+        self.nonfinite_samples = 0  # NaN/inf input samples zeroed since construction or reset()
 
     # ------------------------------------------------------------------ list-like editing
     def __len__(self) -> int:
@@ -200,6 +204,7 @@ class Chain(PedalboardProcessor):
     def _edited(self) -> None:
         self._stages = None
         self._stream = None
+        self._latency_cache.clear()
 
     def __repr__(self) -> str:
         return "Chain([" + ", ".join(repr(p) for p in self._items) + "])"
@@ -226,28 +231,43 @@ class Chain(PedalboardProcessor):
     # ------------------------------------------------------------------ latency
     @property
     def latency_samples(self) -> int:
-        """Latency of the running stream, or at the sample rate of the last ``process`` call."""
-        if self._last_rate_hz is None:
+        """Latency of the running stream, or what a stream like the last call (its rate, channels,
+        block and buffer size) has: measured once and cached, never during a stream."""
+        if self._stream is not None:
+            return self._stream_latency(self._stream[0])
+        if self._last_call is None:
             raise RuntimeError("a Chain's latency depends on the sample rate: process audio first, or call "
                                "latency_at(sample_rate)")
-        return self.latency_at(self._last_rate_hz)
+        return self._measured_latency(*self._last_call)
 
-    def latency_at(self, sample_rate: float, channels: int = 2, block_samples: int = 8192) -> int:
+    def latency_at(self, sample_rate: float, channels: int = 2, block_samples: int = 8192,
+                   buffer_size: int = 8192) -> int:
         """Total latency at ``sample_rate`` in samples, as a stream started now would have it.
 
         Native segments are measured by feeding them silence in blocks of ``block_samples``
         (what pedalboard withholds can depend on the block size by a sample or so), which resets
-        them; so during a stream this returns the stream's own figure (and refuses another rate).
+        them; the figure is cached until :meth:`reset` or an edit. During a stream this returns the
+        stream's own figure (and refuses another rate).
         """
         rate = check_sample_rate(sample_rate)
         if self._stream is not None:
             if self._stream[0] != rate:
                 raise ValueError(f"a stream is running at {self._stream[0]} Hz: call reset() before asking "
                                  f"the latency at {rate} Hz")
-            return sum(s.latency_samples if isinstance(s, _NativeStage) else processor_latency(s.processor, rate)
-                       for s in self.stages())
-        return sum(s.measure_latency(rate, channels, block_samples, 8192) if isinstance(s, _NativeStage)
-                   else processor_latency(s.processor, rate) for s in self.stages())
+            return self._stream_latency(rate)
+        return self._measured_latency(rate, channels, block_samples, buffer_size)
+
+    def _stream_latency(self, rate: int) -> int:
+        return sum(s.latency_samples if isinstance(s, _NativeStage) else processor_latency(s.processor, rate)
+                   for s in self.stages())
+
+    def _measured_latency(self, rate: int, channels: int, block_samples: int, buffer_size: int) -> int:
+        key = (rate, channels, block_samples, buffer_size)
+        if key not in self._latency_cache:
+            self._latency_cache[key] = sum(
+                s.measure_latency(rate, channels, block_samples, buffer_size) if isinstance(s, _NativeStage)
+                else processor_latency(s.processor, rate) for s in self.stages())
+        return self._latency_cache[key]
 
     # ------------------------------------------------------------------ processing
     def reset(self) -> None:
@@ -255,12 +275,19 @@ class Chain(PedalboardProcessor):
         for stage in self.stages():
             stage.reset()
         self._stream = None
+        self._latency_cache.clear()
+        self.nonfinite_samples = 0
         self.forget_layout()
 
     def process_channels_first(self, audio: np.ndarray, sample_rate: int, buffer_size: int = 8192,
                                reset: bool = True) -> np.ndarray:
-        """:meth:`process` on checked ``[C, T]`` float32 audio (what an enclosing Chain calls)."""
-        self._last_rate_hz = sample_rate
+        """:meth:`process` on checked ``[C, T]`` float32 audio (what an enclosing Chain calls).
+
+        NaN/inf samples are replaced by zeros and counted in :attr:`nonfinite_samples` (with a warning).
+        """
+        check_channels_first(audio.shape)
+        audio = self.zero_nonfinite(audio)
+        self._last_call = (sample_rate, audio.shape[0], audio.shape[1], buffer_size)
         channels = audio.shape[0]
         if audio.shape[1] == 0:
             return audio.copy()

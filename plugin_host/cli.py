@@ -2,11 +2,15 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+from pathlib import Path
 
 import model
 
 from .audio_io import OUTPUT_FORMATS
+
+DEVICES = ("cpu", "cuda")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -23,8 +27,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--format", default="wav", choices=OUTPUT_FORMATS, help="output format (default: wav)")
     p.add_argument("--chain", default=None, metavar="FILE",
                    help="JSON or YAML file of pedalboard effect chains for stems and/or the mix")
-    p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
+    p.add_argument("--device", default="cpu", choices=DEVICES, help="where the model runs (default: cpu)")
     p.add_argument("--n-q", type=int, default=None, help="number of quantizers to use (default: all)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs (inputs are never replaced)")
+    p.add_argument("--allow-damaged", action="store_true",
+                   help="separate what decodes of a truncated or corrupt input, with a warning (default: an error)")
+    p.add_argument("--normalize", action="store_true",
+                   help="scale input above full scale down to 0 dBFS (default: such input gives 32-bit float wav)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run_separate)
 
@@ -43,8 +52,92 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     b.set_defaults(func=run_bench)
 
 
+def _fail(message: str) -> int:
+    print(f"stemstream separate: error: {message}", file=sys.stderr)
+    return 2
+
+
+def _check_args(args: argparse.Namespace) -> str | None:
+    """What is wrong with the arguments (checked before any work), or None."""
+    from model.audio_io import AudioReadError, check_audio_path
+
+    if args.n_q is not None and args.n_q < 1:
+        return f"--n-q must be a positive number of quantizers, got {args.n_q}"
+    if args.stems is not None and not [s for s in args.stems.split(",") if s.strip()]:
+        return "--stems is empty: name stems separated by commas (e.g. --stems vocals,drums) or leave it out"
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        return f"--out {out} is a file, not a folder; choose a folder"
+    if args.chain is not None and not Path(args.chain).is_file():
+        return f"--chain {args.chain}: no such file; give the path of a JSON or YAML chain file"
+    bad = []
+    for name in args.inputs:
+        try:
+            check_audio_path(Path(name))
+        except (AudioReadError, OSError) as exc:
+            bad.append(str(exc))
+    if bad:
+        return "bad input(s): " + "; ".join(bad)
+    return None
+
+
+_SIGNALS = {"SIGTERM": False}  # set when SIGTERM arrived (it is handled like Ctrl-C)
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    _SIGNALS["SIGTERM"] = True
+    raise KeyboardInterrupt("SIGTERM")
+
+
+def _stopped_by() -> tuple[str, int]:
+    return ("SIGTERM", 143) if _SIGNALS["SIGTERM"] else ("Ctrl-C", 130)
+
+
+def _progress_bars(quiet: bool):
+    """``progress(path, index, count)`` for :func:`separate_files`: a tqdm bar per file in seconds of audio."""
+    if quiet:
+        return None
+    from tqdm import tqdm
+
+    def for_file(path: Path, index: int, count: int):
+        bars: dict[str, tqdm] = {}
+
+        def update(phase: str, done_s: float, total_s: float) -> None:
+            bar = bars.get(phase)
+            if bar is None:
+                for old in bars.values():
+                    old.close()
+                bar = bars[phase] = tqdm(total=round(total_s, 1) or None, unit="s", unit_scale=False,
+                                         desc=f"[{index + 1}/{count}] {phase} {path.name}", leave=phase == "separating",
+                                         bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.1f}/{total:.1f} s "
+                                                    "[{elapsed}<{remaining}, {rate_fmt}]")
+            bar.update(round(done_s, 1) - bar.n)
+            if phase == "separating" and done_s >= total_s:
+                bar.close()
+
+        return update
+
+    return for_file
+
+
 def run_separate(args: argparse.Namespace) -> int:
-    from .batch import separate_files
+    problem = _check_args(args)
+    if problem is not None:
+        return _fail(problem)
+    _SIGNALS["SIGTERM"] = False
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        return _separate(args)
+    except KeyboardInterrupt:  # while loading the model: nothing was written yet
+        how, status = _stopped_by()
+        print(f"stopped by {how} before any input was separated; nothing was written", file=sys.stderr)
+        return status
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _separate(args: argparse.Namespace) -> int:
+    from .batch import SeparateOptions, separate_files
     from .chain_spec import ChainSpecError, load_chain_spec
     from .separator import StemSeparator
 
@@ -53,22 +146,36 @@ def run_separate(args: argparse.Namespace) -> int:
         separator = StemSeparator(args.model, stems=stems, device=args.device, n_q=args.n_q)
         spec = load_chain_spec(args.chain, separator.model_stems) if args.chain else None
     except (model.CheckpointError, ChainSpecError, ValueError, TypeError, RuntimeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return _fail(str(exc))
     if args.format == "stem.mp4" and len(separator.stems) != 4:
-        print(f"error: a .stem.mp4 holds exactly 4 stems but {len(separator.stems)} are selected "
-              f"({', '.join(separator.stems)}); pick four with --stems or use --format wav", file=sys.stderr)
-        return 2
-    results = separate_files(separator, args.inputs, args.out, args.format, spec, progress=not args.quiet)
-    failed = [r for r in results if r.error]
+        return _fail(f"a .stem.mp4 holds exactly 4 stems but {len(separator.stems)} are selected "
+                     f"({', '.join(separator.stems)}); pick four with --stems or use --format wav")
+    options = SeparateOptions(args.format, args.overwrite, args.allow_damaged, args.normalize)
+    results = separate_files(separator, args.inputs, args.out, args.format, spec, options,
+                             progress=_progress_bars(args.quiet))
+    return _summary(results)
+
+
+def _summary(results: list) -> int:
+    """Print what became of every input; the exit status (0, 1 failures, 130 Ctrl-C / 143 SIGTERM)."""
     for r in results:
-        if r.error:
-            print(f"FAILED {r.input}: {r.error}", file=sys.stderr)
-        else:
+        if r.status == "done":
             print(f"{r.input} -> {', '.join(str(o) for o in r.outputs)}")
-    if failed:
-        print(f"{len(failed)} of {len(results)} input(s) failed: {', '.join(str(r.input) for r in failed)}",
-              file=sys.stderr)
+            for note in r.report.warnings:
+                print(f"warning: {r.input}: {note}", file=sys.stderr)
+        elif r.status == "failed":
+            print(f"FAILED {r.input}: {r.error}", file=sys.stderr)
+    by_status = {s: [r for r in results if r.status == s] for s in ("done", "failed", "interrupted", "not started")}
+    stopped = by_status["interrupted"] or by_status["not started"]
+    if stopped:
+        how, status = _stopped_by()
+        print(f"stopped by {how}: {len(by_status['done'])} input(s) done, {len(by_status['failed'])} failed, "
+              f"{len(by_status['interrupted'])} interrupted (its partial outputs removed), "
+              f"{len(by_status['not started'])} not started", file=sys.stderr)
+        return status
+    if by_status["failed"]:
+        print(f"{len(by_status['failed'])} of {len(results)} input(s) failed: "
+              f"{', '.join(str(r.input) for r in by_status['failed'])}", file=sys.stderr)
         return 1
     return 0
 

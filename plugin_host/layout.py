@@ -51,8 +51,8 @@ def detect_layout(shape: tuple[int, ...], last: Layout | None) -> Layout:
 def check_audio(audio: object) -> np.ndarray:
     """``audio`` as a float ndarray after pedalboard's checks, with errors saying what to do.
 
-    Raises ``TypeError`` for non-float data and ``ValueError`` for NaN or infinity (a NaN fed to
-    a recurrent model poisons every later sample, so it is refused rather than passed on).
+    Raises ``TypeError`` for non-float data and ``ValueError`` for more than two dimensions.
+    NaN and infinity pass (processors zero and count them: :func:`finite`).
     """
     if hasattr(audio, "detach") and hasattr(audio, "numpy"):  # a torch tensor
         audio = audio.detach().cpu().numpy()
@@ -63,11 +63,18 @@ def check_audio(audio: object) -> np.ndarray:
         raise TypeError(f"audio must be float32 or float64 (as pedalboard requires), got {array.dtype};{hint}")
     if array.ndim not in (1, 2):
         detect_layout(array.shape, None)  # raises the dimension error
-    if array.size and not np.isfinite(array).all():
-        bad = np.flatnonzero(~np.isfinite(array.reshape(-1)))
-        raise ValueError(f"audio holds {bad.size} NaN or infinite sample(s) (first at flat index {bad[0]}); "
-                         "clean it first, e.g. np.nan_to_num(x, nan=0.0, posinf=1.0, neginf=-1.0)")
     return array
+
+
+def finite(audio: np.ndarray) -> tuple[np.ndarray, int]:
+    """``audio`` with NaN and infinite samples replaced by zeros (a copy only when there are any),
+    and how many were replaced. A NaN fed to a recurrent model would poison every later sample."""
+    bad = ~np.isfinite(audio)
+    count = int(np.count_nonzero(bad))
+    if count:
+        audio = audio.copy()
+        audio[bad] = 0.0
+    return audio, count
 
 
 def to_planar(audio: np.ndarray, last: Layout | None) -> Planar:

@@ -9,6 +9,7 @@ file is muxed with its ``moov`` box after the media data, so that no sample offs
 from __future__ import annotations
 
 import json
+import shutil
 import struct
 import tempfile
 from dataclasses import dataclass
@@ -16,7 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio_io import Audio, decode_stream, probe_streams, require_ffmpeg, run_tool, write_audio
+from model.audio_io import Audio, probe_streams, read_audio, require_ffmpeg, run_tool
+
+from .audio_io import write_audio
 
 STEM_COUNT = 4
 AAC_BITRATE = "256k"
@@ -54,29 +57,43 @@ def stem_metadata(names: tuple[str, ...]) -> dict:
 
 def write_stem_file(path: str | Path, mixture: np.ndarray, stems: dict[str, np.ndarray], sample_rate_hz: int) -> Path:
     """Write ``mixture [C, T]`` and exactly four ``stems {name: [C, T]}`` as a ``.stem.mp4``."""
-    if len(stems) != STEM_COUNT:
-        raise ValueError(f"a .stem.mp4 holds exactly {STEM_COUNT} stems, got {len(stems)} ({', '.join(stems)}); "
+    check_stem_count(tuple(stems))
+    with tempfile.TemporaryDirectory(prefix="stemstream-") as tmp:
+        sources = [write_audio(Path(tmp) / f"{i}.wav", signal, sample_rate_hz)
+                   for i, signal in enumerate([mixture, *stems.values()])]
+        return mux_stem_file(path, sources[0], dict(zip(stems, sources[1:])))
+
+
+def check_stem_count(names: tuple[str, ...]) -> None:
+    if len(names) != STEM_COUNT:
+        raise ValueError(f"a .stem.mp4 holds exactly {STEM_COUNT} stems, got {len(names)} ({', '.join(names)}); "
                          "choose four with --stems, or write wav/flac instead")
+
+
+def mux_stem_file(path: str | Path, mixture: Path, stems: dict[str, Path]) -> Path:
+    """Encode the audio files ``mixture`` and four ``stems {name: file}`` into the stem file ``path``.
+
+    ffmpeg reads the files itself and the metadata box is added by copying (never holding the
+    file in memory), so this works for inputs of any length.
+    """
+    names = tuple(stems)
+    check_stem_count(names)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    names = tuple(stems)
     ffmpeg = require_ffmpeg()
-    with tempfile.TemporaryDirectory(prefix="stemstream-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="stemstream-", dir=path.parent) as tmp:
         inputs = []
-        for i, signal in enumerate([mixture, *stems.values()]):
-            wav = Path(tmp) / f"{i}.wav"
-            write_audio(wav, signal, sample_rate_hz)
-            inputs += ["-i", str(wav)]
+        for source in (mixture, *stems.values()):
+            inputs += ["-i", str(source)]
         muxed = Path(tmp) / "muxed.mp4"
-        args = [ffmpeg, "-v", "error", "-y", *inputs]
+        args = [ffmpeg, "-v", "error", "-nostdin", "-y", *inputs]
         for i in range(STEM_COUNT + 1):
             args += ["-map", f"{i}:a"]
         args += ["-c:a", "aac", "-b:a", AAC_BITRATE, "-f", "mp4"]
         for i, title in enumerate(("mixture", *names)):
             args += [f"-metadata:s:a:{i}", f"handler_name={title}", f"-disposition:a:{i}", "default" if i == 0 else "0"]
         run_tool([*args, str(muxed)])
-        data = add_udta_box(muxed.read_bytes(), b"stem", json.dumps(stem_metadata(names)).encode())
-        path.write_bytes(data)
+        add_udta_box_file(muxed, path, b"stem", json.dumps(stem_metadata(names)).encode())
     return path
 
 
@@ -96,7 +113,7 @@ def read_stem_file_info(path: str | Path) -> StemFileInfo:
 def read_stem_file(path: str | Path) -> dict[str, Audio]:
     """Every stream of a stem file decoded, keyed ``"mixture"`` then the stems' names."""
     info = read_stem_file_info(path)
-    return {name: decode_stream(path, i) for i, name in enumerate(("mixture", *info.names))}
+    return {name: read_audio(path, stream=i) for i, name in enumerate(("mixture", *info.names))}
 
 
 # ---------------------------------------------------------------------------- MP4 boxes
@@ -124,26 +141,80 @@ def _box(kind: bytes, payload: bytes) -> bytes:
     return struct.pack(">I4s", 8 + len(payload), kind) + payload
 
 
-def add_udta_box(data: bytes, kind: bytes, payload: bytes) -> bytes:
-    """``data`` (an MP4 whose ``moov`` follows its ``mdat``) with ``moov/udta/<kind>`` added."""
-    moov = _find(data, 0, len(data), b"moov")
-    mdat = _find(data, 0, len(data), b"mdat")
+def _moov_with_udta(moov: bytes, kind: bytes, payload: bytes) -> bytes:
+    """A whole ``moov`` box (header included) with ``udta/<kind>`` added."""
+    if struct.unpack(">I", moov[:4])[0] == 1:
+        raise ValueError("a 64-bit moov box is not supported")
+    new_box = _box(kind, payload)
+    udta = _find(moov, 8, len(moov), b"udta")
+    if udta is None:
+        body = moov[8:] + _box(b"udta", new_box)
+    else:
+        _, u_start, u_header, u_end = udta
+        body = moov[8:u_start] + _box(b"udta", moov[u_start + u_header:u_end] + new_box) + moov[u_end:]
+    return _box(b"moov", body)
+
+
+def _check_moov_last(moov: tuple | None, mdat: tuple | None) -> None:
     if moov is None or mdat is None:
         raise ValueError("not an MP4 with moov and mdat boxes")
     if moov[1] < mdat[1]:
         raise ValueError("the moov box precedes mdat: adding to it would move every sample offset")
-    _, m_start, m_header, m_end = moov
-    if m_header != 8:
-        raise ValueError("a 64-bit moov box is not supported")
-    new_box = _box(kind, payload)
-    udta = _find(data, m_start + m_header, m_end, b"udta")
-    if udta is None:
-        body = data[m_start + 8:m_end] + _box(b"udta", new_box)
-    else:
-        _, u_start, u_header, u_end = udta
-        grown = _box(b"udta", data[u_start + u_header:u_end] + new_box)
-        body = data[m_start + 8:u_start] + grown + data[u_end:m_end]
-    return data[:m_start] + _box(b"moov", body) + data[m_end:]
+
+
+def add_udta_box(data: bytes, kind: bytes, payload: bytes) -> bytes:
+    """``data`` (an MP4 whose ``moov`` follows its ``mdat``) with ``moov/udta/<kind>`` added."""
+    moov = _find(data, 0, len(data), b"moov")
+    _check_moov_last(moov, _find(data, 0, len(data), b"mdat"))
+    _, m_start, _, m_end = moov
+    return data[:m_start] + _moov_with_udta(data[m_start:m_end], kind, payload) + data[m_end:]
+
+
+def _top_level_boxes(f) -> list[tuple[bytes, int, int, int]]:
+    """``(type, start, header, end)`` of each top-level box of an open file, reading headers only."""
+    size_total = f.seek(0, 2)
+    boxes, pos = [], 0
+    while pos + 8 <= size_total:
+        f.seek(pos)
+        head = f.read(16)
+        size, kind = struct.unpack(">I4s", head[:8])
+        header = 8
+        if size == 1:
+            size, header = struct.unpack(">Q", head[8:16])[0], 16
+        elif size == 0:
+            size = size_total - pos
+        if size < header or pos + size > size_total:
+            raise ValueError(f"malformed MP4: box {kind!r} at byte {pos} has size {size}")
+        boxes.append((kind, pos, header, pos + size))
+        pos += size
+    return boxes
+
+
+def add_udta_box_file(source: Path, target: Path, kind: bytes, payload: bytes) -> Path:
+    """Copy the MP4 ``source`` to ``target`` with ``moov/udta/<kind>`` added; only ``moov`` is held in memory."""
+    with open(source, "rb") as src:
+        boxes = _top_level_boxes(src)
+        moov = next((b for b in boxes if b[0] == b"moov"), None)
+        _check_moov_last(moov, next((b for b in boxes if b[0] == b"mdat"), None))
+        _, m_start, _, m_end = moov
+        src.seek(m_start)
+        new_moov = _moov_with_udta(src.read(m_end - m_start), kind, payload)
+        with open(target, "wb") as dst:
+            src.seek(0)
+            _copy_bytes(src, dst, m_start)
+            dst.write(new_moov)
+            src.seek(m_end)
+            shutil.copyfileobj(src, dst)
+    return target
+
+
+def _copy_bytes(src, dst, count: int, chunk: int = 1 << 20) -> None:
+    while count > 0:
+        data = src.read(min(chunk, count))
+        if not data:
+            raise ValueError("the MP4 ended early while copying")
+        dst.write(data)
+        count -= len(data)
 
 
 def find_udta_box(data: bytes, kind: bytes) -> bytes | None:

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import abc
 import math
+import warnings
 
 import numpy as np
 
-from .layout import Layout, check_audio, from_planar, to_planar
+from .layout import Layout, check_audio, finite, from_planar, to_planar
 
 
 def check_sample_rate(sample_rate: float) -> int:
@@ -35,6 +36,7 @@ class PedalboardProcessor(abc.ABC):
     is_effect = True
     is_instrument = False
     _last_layout: Layout | None = None
+    nonfinite_samples = 0  # NaN/inf input samples zeroed since construction or reset()
 
     def process(self, input_array: np.ndarray, sample_rate: float, buffer_size: int = 8192,
                 reset: bool = True) -> np.ndarray:
@@ -61,3 +63,17 @@ class PedalboardProcessor(abc.ABC):
     def forget_layout(self) -> None:
         """Forget the layout remembered for square arrays (part of ``reset()``)."""
         self._last_layout = None
+
+    def zero_nonfinite(self, audio: np.ndarray) -> np.ndarray:
+        """``audio`` with NaN/inf samples zeroed (a copy if there are any), counted and warned about."""
+        audio, count = finite(audio)
+        self.count_nonfinite(count)
+        return audio
+
+    def count_nonfinite(self, count: int) -> None:
+        """Add ``count`` zeroed NaN/inf samples to :attr:`nonfinite_samples`, with a warning."""
+        if count:
+            self.nonfinite_samples += count
+            warnings.warn(f"{count} NaN or infinite input sample(s) were replaced by zeros (counted in "
+                          f"{type(self).__name__}.nonfinite_samples); clean the input to silence this",
+                          RuntimeWarning, stacklevel=4)

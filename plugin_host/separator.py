@@ -1,19 +1,22 @@
 """``StemSeparator``: the streaming separator as a pedalboard-style processor, at any sample rate."""
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
-import model
+from model import DEFAULT_MODEL, RQVAESeparator, StreamingSeparator
+from model.runtime import check_channels_first
+from model import load as load_model
 from rt.latency import LatencyBreakdown, latency_breakdown
 from rt.resample import StreamingResampler
 from rt.resample import warmup as warmup_resampler
 
 from .fifo import SampleFifo
-from .layout import check_audio, from_planar, to_planar
+from .layout import check_audio, finite, from_planar, to_planar
 from .processor import PedalboardProcessor, check_sample_rate
 
 SEPARATE_CHUNK_SAMPLES = 65536  # host samples per step in separate(); bounds memory, not results
@@ -28,7 +31,7 @@ class _RateStream:
     queue and it never runs dry).
     """
 
-    def __init__(self, runtime: model.StreamingSeparator, host_rate_hz: int, channels: int,
+    def __init__(self, runtime: StreamingSeparator, host_rate_hz: int, channels: int,
                  weights: np.ndarray) -> None:
         self.runtime = runtime
         self.host_rate_hz = host_rate_hz
@@ -56,14 +59,28 @@ class _RateStream:
         return self._fifo.pop(x.shape[1])
 
     def run_aligned(self, x: np.ndarray, buffer_size: int) -> np.ndarray:
-        """Whole signal ``x [C, N]`` from the current (reset) state -> ``[K, C, N]`` aligned with it.
+        """Whole signal ``x [C, N]`` from the current (reset) state -> ``[K, C, N]`` aligned with it."""
+        blocks = (x[:, i:i + buffer_size] for i in range(0, x.shape[1], buffer_size))
+        pieces = list(self.run_aligned_blocks(blocks))
+        return np.concatenate(pieces, axis=-1) if pieces else np.zeros((self.weights.shape[0], *x.shape), np.float32)
 
-        Feeds ``latency_samples`` of silence after the signal and drops as many from the front.
+    def run_aligned_blocks(self, blocks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        """One signal given as consecutive blocks ``[C, n]``, from the current (reset) state ->
+        blocks ``[K, C, m]`` aligned with it, as many samples in all as came in.
+
+        Feeds ``latency_samples`` of silence after the last block and drops as many from the front,
+        so memory stays bounded by the block size whatever the signal's length.
         """
-        lat = self.latency_samples
-        padded = np.concatenate([x, np.zeros((x.shape[0], lat), np.float32)], axis=1)
-        pieces = [self.step(padded[:, i:i + buffer_size]) for i in range(0, padded.shape[1], buffer_size)]
-        return np.concatenate(pieces, axis=-1)[..., lat:]
+        skip = lat = self.latency_samples
+        for x in itertools.chain(blocks, [np.zeros((self.channels, lat), np.float32)]):
+            if x.shape[1] == 0:
+                continue
+            out = self.step(x)
+            if skip:
+                cut = min(skip, out.shape[-1])
+                out, skip = out[..., cut:], skip - cut
+            if out.shape[-1]:
+                yield out
 
 
 class StemSeparator(PedalboardProcessor):
@@ -84,8 +101,9 @@ class StemSeparator(PedalboardProcessor):
     (up to float rounding, relative error < 1e-5). With resampling the pipeline's delay is
     fractional; ``latency_samples`` is it rounded, so an aligned output is off by at most half
     a sample (see :meth:`latency_breakdown`). Empty input returns empty output of the same shape.
-    NaN or infinite samples, integer arrays and 3-D arrays are refused with an error that says
-    what to do.
+    Integer arrays and 3-D arrays are refused with an error that says what to do. NaN or
+    infinite samples are replaced by zeros and counted in :attr:`nonfinite_samples` (with a
+    warning), so they never reach the recurrent model's state.
 
     Args:
         model: a shipped model's name, a checkpoint directory, a loaded
@@ -97,7 +115,7 @@ class StemSeparator(PedalboardProcessor):
         n_q: number of quantizers used when loading ``model`` (default: all).
     """
 
-    def __init__(self, model: str | Path | model.StreamingSeparator | model.RQVAESeparator = model.DEFAULT_MODEL,
+    def __init__(self, model: str | Path | StreamingSeparator | RQVAESeparator = DEFAULT_MODEL,
                  stems: Sequence[str] | str | None = None,
                  gains_db: Mapping[str, float] | Sequence[float] | None = None,
                  device: str = "cpu", n_q: int | None = None) -> None:
@@ -106,6 +124,8 @@ class StemSeparator(PedalboardProcessor):
         self.gains_db: dict[str, float] = _check_gains(self.stems, gains_db)
         self._last_rate_hz = self.runtime.sample_rate_hz
         self._stream: _RateStream | None = None
+        self._latency_by_rate: dict[int, LatencyBreakdown] = {}  # the runtime never changes: computed once per rate
+        self.nonfinite_samples = 0  # NaN/inf input samples zeroed since construction or reset()
 
     # ------------------------------------------------------------------ properties
     @property
@@ -129,7 +149,10 @@ class StemSeparator(PedalboardProcessor):
 
     def latency_breakdown(self, sample_rate: float) -> LatencyBreakdown:
         """The exact (fractional) delay at ``sample_rate`` split into resampler and model parts."""
-        return latency_breakdown(self.runtime, check_sample_rate(sample_rate))
+        rate = check_sample_rate(sample_rate)
+        if rate not in self._latency_by_rate:
+            self._latency_by_rate[rate] = latency_breakdown(self.runtime, rate)
+        return self._latency_by_rate[rate]
 
     def mix_weights(self) -> np.ndarray:
         """Linear weight of each of the model's stems in the output ``[S]`` (0 for unselected)."""
@@ -138,14 +161,17 @@ class StemSeparator(PedalboardProcessor):
 
     # ------------------------------------------------------------------ processing
     def reset(self) -> None:
-        """Forget the stream and the remembered channel layout."""
+        """Forget the stream, the remembered channel layout and the count of zeroed samples."""
         self.runtime.reset()
         self._stream = None
+        self.nonfinite_samples = 0
         self.forget_layout()
 
     def process_channels_first(self, audio: np.ndarray, sample_rate: int, buffer_size: int = 8192,
                                reset: bool = True) -> np.ndarray:
-        """:meth:`process` on checked ``[C, T]`` float32 audio (what :class:`Chain` calls)."""
+        """:meth:`process` on checked ``[C, T]`` float32 audio (what :class:`Chain` calls); NaN/inf zeroed."""
+        check_channels_first(audio.shape)
+        audio = self.zero_nonfinite(audio)
         channels = audio.shape[0]
         if reset:
             self.runtime.reset()
@@ -162,20 +188,56 @@ class StemSeparator(PedalboardProcessor):
     def separate(self, audio: np.ndarray, sample_rate: float) -> dict[str, np.ndarray]:
         """Every one of the model's stems of a whole signal, aligned with it and in its layout.
 
-        Gains and the stem selection do not apply. Resets the processor before and after.
+        Gains and the stem selection do not apply. Resets the processor before and after; NaN/inf
+        input samples are zeroed and counted in :attr:`nonfinite_samples` (with a warning).
         """
         audio = check_audio(audio)
         rate = check_sample_rate(sample_rate)
         if audio.size == 0:
             return {s: np.zeros(audio.shape, np.float32) for s in self.runtime.stems}
         planar = to_planar(audio, self._last_layout)
-        self.reset()
-        eye = np.eye(len(self.runtime.stems), dtype=np.float32)
-        stream = _RateStream(self.runtime, rate, planar.audio.shape[0], eye)
-        stems = stream.run_aligned(planar.audio, SEPARATE_CHUNK_SAMPLES)  # [S, C, T]
+        stems = np.concatenate(list(self.separate_blocks([planar.audio], rate)), axis=-1)  # [S, C, T]
+        return {name: from_planar(stems[i], planar.layout) for i, name in enumerate(self.runtime.stems)}
+
+    def separate_blocks(self, blocks: Iterable[np.ndarray], sample_rate: float) -> Iterator[np.ndarray]:
+        """Every stem of one signal given block by block: ``[C, n]`` float blocks in, ``[S, C, m]`` out.
+
+        The output blocks are aligned with the input and as long in all; memory is bounded by the
+        block size, so a file of any length can be streamed through (``plugin_host.batch`` does).
+        Blocks are split at :data:`SEPARATE_CHUNK_SAMPLES`. NaN/inf samples are zeroed (in a copy)
+        and counted in :attr:`nonfinite_samples`. Resets the processor before and
+        after; the channel count is the first block's.
+        """
+        rate = check_sample_rate(sample_rate)
         self.reset()
         self._last_rate_hz = rate
-        return {name: from_planar(stems[i], planar.layout) for i, name in enumerate(self.runtime.stems)}
+        stream: _RateStream | None = None
+        zeroed = 0
+
+        def checked() -> Iterator[np.ndarray]:
+            nonlocal stream, zeroed
+            for block in blocks:
+                block = np.asarray(block, dtype=np.float32)
+                check_channels_first(block.shape)
+                if stream is None:
+                    eye = np.eye(len(self.runtime.stems), dtype=np.float32)
+                    stream = _RateStream(self.runtime, rate, block.shape[0], eye)
+                elif block.shape[0] != stream.channels:
+                    raise ValueError(f"block of {block.shape[0]} channel(s) in a signal of {stream.channels}: "
+                                     "every block of one signal needs the same channel count")
+                block, count = finite(block)
+                zeroed += count
+                for i in range(0, block.shape[1], SEPARATE_CHUNK_SAMPLES):
+                    yield block[:, i:i + SEPARATE_CHUNK_SAMPLES]
+
+        source = checked()
+        first = next(source, None)
+        if first is None:
+            return
+        yield from stream.run_aligned_blocks(itertools.chain([first], source))
+        self.reset()
+        self._last_rate_hz = rate
+        self.count_nonfinite(zeroed)
 
     def _streaming(self, sample_rate: int, channels: int) -> _RateStream:
         stream = self._stream
@@ -196,18 +258,18 @@ class StemSeparator(PedalboardProcessor):
         return f"<StemSeparator stems: {gains}; model rate {self.sample_rate_hz} Hz>"
 
 
-def _load_runtime(source: object, device: str, n_q: int | None) -> model.StreamingSeparator:
-    if isinstance(source, model.StreamingSeparator):
+def _load_runtime(source: object, device: str, n_q: int | None) -> StreamingSeparator:
+    if isinstance(source, StreamingSeparator):
         return source
-    if isinstance(source, model.RQVAESeparator):
-        return model.StreamingSeparator(source, device=device, n_q=n_q)
+    if isinstance(source, RQVAESeparator):
+        return StreamingSeparator(source, device=device, n_q=n_q)
     if isinstance(source, (str, Path)):
-        return model.load(source, device=device, n_q=n_q)
+        return load_model(source, device=device, n_q=n_q)
     raise TypeError(f"model must be a model name, a checkpoint directory, a StreamingSeparator or an "
                     f"RQVAESeparator, got {type(source).__name__}")
 
 
-def _check_stems(runtime: model.StreamingSeparator, stems: Sequence[str] | str | None) -> tuple[str, ...]:
+def _check_stems(runtime: StreamingSeparator, stems: Sequence[str] | str | None) -> tuple[str, ...]:
     if stems is None:
         return runtime.stems
     names = (stems,) if isinstance(stems, str) else tuple(stems)

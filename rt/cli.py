@@ -46,6 +46,7 @@ def _add_live(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--stem-outputs", action="store_true", help="each chosen stem on its own output channels")
     p.add_argument("--input-file", type=Path, default=None, help="read audio from this file instead of a device")
     p.add_argument("--output-file", type=Path, default=None, help="write the output here (with --input-file)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --output-file")
     p.add_argument("--seconds", type=float, default=None, help="stop after this long (live mode)")
     p.add_argument("--no-tui", action="store_true",
                    help="the one-line status instead of the full-screen control surface (which is shown only "
@@ -58,13 +59,57 @@ def _fail(message: str) -> int:
     return 2
 
 
+def _check_args(args: argparse.Namespace) -> str | None:
+    """What is wrong with the arguments (checked before any work), or None."""
+    if (args.input_file is None) != (args.output_file is None):
+        return "--input-file and --output-file go together"
+    if args.blocksize < 0:
+        return f"--blocksize must be 0 (the server's period) or positive, got {args.blocksize}"
+    if args.prefill_ms is not None and not (args.prefill_ms >= 0 and math.isfinite(args.prefill_ms)):
+        return f"--prefill-ms must be 0 or more milliseconds, got {args.prefill_ms}"
+    if args.seconds is not None and not (args.seconds > 0 and math.isfinite(args.seconds)):
+        return f"--seconds must be a positive number of seconds, got {args.seconds}"
+    if args.torch_threads < 1:
+        return f"--torch-threads must be 1 or more, got {args.torch_threads}"
+    if args.input_file is not None:
+        from model.audio_io import AudioReadError, check_audio_path
+        from model.audio_out import WRITABLE_SUFFIXES, check_outputs
+
+        if args.output_file.suffix.lower() not in WRITABLE_SUFFIXES:
+            return f"--output-file {args.output_file}: write a .wav or .flac file"
+        try:
+            check_audio_path(args.input_file)
+            check_outputs([args.output_file], {args.input_file.resolve()}, args.overwrite)
+        except (AudioReadError, OSError) as exc:
+            return str(exc)
+    return None
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt("SIGTERM")
+
+
 def _run_live(args: argparse.Namespace) -> int:
+    """Ctrl-C and SIGTERM at any moment end with a summary and status 130 / 143, never a traceback."""
+    import signal
+
+    problem = _check_args(args)
+    if problem is not None:
+        return _fail(problem)
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        return _live(args)
+    except KeyboardInterrupt as exc:
+        how = "SIGTERM" if str(exc) == "SIGTERM" else "Ctrl-C"
+        print(f"stopped by {how} before the stream started; nothing was written", file=sys.stderr)
+        return 143 if how == "SIGTERM" else 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _live(args: argparse.Namespace) -> int:
     import model
 
-    if (args.input_file is None) != (args.output_file is None):
-        return _fail("--input-file and --output-file go together")
-    if args.blocksize < 0:
-        return _fail(f"--blocksize must be 0 (the server's period) or positive, got {args.blocksize}")
     try:
         separator = model.load(args.model, device=args.device)
     except (model.CheckpointError, FileNotFoundError, RuntimeError, ValueError) as exc:
@@ -89,25 +134,28 @@ def _engine(args: argparse.Namespace, separator, rate_hz: int, channels: int, st
 
 
 def _run_file(args: argparse.Namespace, separator, stems: list[str]) -> int:
-    import soundfile
+    from model.audio_io import AudioReadError
 
-    from model.data.audio import read_audio
-
-    from .filedrive import drive
+    from .filedrive import drive_file
 
     try:
-        info = soundfile.info(str(args.input_file))
-        audio = read_audio(args.input_file, info.samplerate, min(2, info.channels))
-    except (FileNotFoundError, ValueError, RuntimeError) as exc:
-        return _fail(f"cannot read {args.input_file}: {exc}")
-    engine = _engine(args, separator, info.samplerate, audio.shape[0], stems)
-    out = drive(engine, audio)
-    soundfile.write(str(args.output_file), out.T, info.samplerate)
+        result, engine = drive_file(lambda rate, channels: _engine(args, separator, rate, channels, stems),
+                                    args.input_file, args.output_file, args.overwrite)
+    except (AudioReadError, OSError) as exc:
+        return _fail(str(exc))
     stats, latency = engine.stats(), engine.latency()
     engine.close()
-    print(f"wrote {args.output_file}: {out.shape[1]} samples x {out.shape[0]} channel(s) at {info.samplerate} Hz, "
-          f"stems {', '.join(stems)}; output delayed by {latency.engine_samples:.2f} samples "
+    print(f"wrote {result.output}: {result.frames} samples x {result.channels} channel(s) at {result.sample_rate_hz} "
+          f"Hz, stems {', '.join(stems)}; output delayed by {latency.engine_samples:.2f} samples "
           f"({latency.total_ms:.2f} ms); load {stats.load:.2f}")
+    if result.nonfinite_samples:
+        print(f"warning: {result.nonfinite_samples} NaN or infinite input sample(s) were replaced by zeros",
+              file=sys.stderr)
+    if result.float_output:
+        print("warning: the output goes beyond full scale: written as 32-bit float wav, not clipped", file=sys.stderr)
+    if result.clipped_samples:
+        print(f"warning: {result.clipped_samples} output sample(s) beyond full scale were clipped in the flac file; "
+              "write a .wav output to keep them", file=sys.stderr)
     return 0
 
 

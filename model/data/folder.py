@@ -42,7 +42,7 @@ def read_folder(path: str | Path, sample_rate_hz: int, channels: int = 1) -> Tra
     names = [p.stem for p in stem_files]
     if len(set(names)) != len(names):
         raise ValueError(f"{path} has two files for one stem: {names}; keep one file per stem name")
-    mixture = read_audio(mixtures[0], sample_rate_hz, channels)
-    stems = {p.stem: read_audio(p, sample_rate_hz, channels) for p in stem_files}
+    mixture = read_audio(mixtures[0], sample_rate_hz, channels).samples
+    stems = {p.stem: read_audio(p, sample_rate_hz, channels).samples for p in stem_files}
     n = min([mixture.shape[1]] + [s.shape[1] for s in stems.values()])
     return Track(path.name, mixture[:, :n], {k: v[:, :n] for k, v in stems.items()}, sample_rate_hz)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .ffmpeg import decode_stream
+from ..audio_io import read_audio
 from .track import Track
 
 MUSDB_STEMS = ("drums", "bass", "other", "vocals")  # streams 1..4; stream 0 is the mixture
@@ -20,8 +20,8 @@ def list_musdb(directory: str | Path) -> list[Path]:
 def read_musdb(path: str | Path, sample_rate_hz: int, channels: int = 2) -> Track:
     """Decode a MUSDB18 stem file at ``sample_rate_hz`` with ``channels`` channels."""
     path = Path(path)
-    mixture = decode_stream(path, 0, sample_rate_hz, channels)
-    stems = {name: decode_stream(path, i + 1, sample_rate_hz, channels) for i, name in enumerate(MUSDB_STEMS)}
+    mixture = read_audio(path, sample_rate_hz, channels, stream=0).samples
+    stems = {name: read_audio(path, sample_rate_hz, channels, stream=i + 1).samples for i, name in enumerate(MUSDB_STEMS)}
     n = min([mixture.shape[1]] + [s.shape[1] for s in stems.values()])
     name = path.name[: -len(".stem.mp4")]
     return Track(name, mixture[:, :n], {k: v[:, :n] for k, v in stems.items()}, sample_rate_hz)

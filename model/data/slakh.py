@@ -47,14 +47,14 @@ def read_slakh(path: str | Path, sample_rate_hz: int, channels: int = 1) -> Trac
         raise ValueError(f"{meta_path} is not valid YAML: {exc}") from exc
     if not isinstance(metadata, dict) or not isinstance(metadata.get("stems"), dict):
         raise ValueError(f"{meta_path} has no 'stems' mapping; is it a Slakh2100 metadata file?")
-    mixture = read_audio(path / "mix.flac", sample_rate_hz, channels)
+    mixture = read_audio(path / "mix.flac", sample_rate_hz, channels).samples
     audio_dir = path / str(metadata.get("audio_dir", "stems"))
     sums: dict[str, np.ndarray] = {}
     for key, meta in sorted(metadata["stems"].items()):
         group = stem_group(meta or {})
         if group is None or not (meta or {}).get("audio_rendered", True):
             continue
-        audio = read_audio(audio_dir / f"{key}.flac", sample_rate_hz, channels)
+        audio = read_audio(audio_dir / f"{key}.flac", sample_rate_hz, channels).samples
         n = min(audio.shape[1], mixture.shape[1])
         total = sums.setdefault(group, np.zeros_like(mixture))
         total[:, :n] += audio[:, :n]

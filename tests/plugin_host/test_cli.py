@@ -8,7 +8,8 @@ import pytest
 
 import model
 from plugin_host import StemSeparator
-from plugin_host.audio_io import read_audio, write_audio
+from model.audio_io import read_audio
+from plugin_host.audio_io import write_audio
 from plugin_host.ni_stems import read_stem_file_info
 from stemstream_cli import build_parser, main
 from tests.plugin_host.conftest import noise
@@ -56,7 +57,7 @@ def test_output_never_overwrites_an_input(small_model_dir, tmp_path, capsys):
     victim = write_audio(out / "bass" / "bass.wav", noise(2, 3000), RATE)  # would be OUT/bass/bass.wav
     before = victim.read_bytes()
     code = main(["separate", str(victim), "--model", str(small_model_dir), "--out", str(out), "--quiet"])
-    assert code == 1 and "would overwrite an input" in capsys.readouterr().err
+    assert code == 1 and "is an input file, which is never overwritten" in capsys.readouterr().err
     assert victim.read_bytes() == before and sorted(p.name for p in (out / "bass").iterdir()) == ["bass.wav"]
 
 
@@ -106,7 +107,7 @@ def test_chain_file_processes_stems_and_mix(song, small_model_dir, tmp_path):
 @pytest.mark.parametrize("args,message", [
     (["--format", "stem.mp4", "--stems", "bass,drums,piano"], "exactly 4 stems"),
     (["--stems", "vox"], "no stem 'vox'"),
-    (["--chain", "MISSING.yaml"], "cannot read chain file"),
+    (["--chain", "MISSING.yaml"], "--chain MISSING.yaml: no such file"),
 ])
 def test_argument_errors_exit_2_with_a_message(song, small_model_dir, tmp_path, capsys, args, message):
     path, _ = song

@@ -38,7 +38,7 @@ def test_file_mode_writes_what_the_engine_plays(model_dir, tmp_path, rng):
 @pytest.mark.parametrize("argv,message", [
     (["--stems", "drums,vocals"], "unknown stem(s) vocals; this model's stems are: bass, drums, guitar, piano"),
     (["--input-file", "x.wav"], "--input-file and --output-file go together"),
-    (["--input-file", "missing.wav", "--output-file", "o.wav"], "cannot read missing.wav"),
+    (["--input-file", "missing.wav", "--output-file", "o.wav"], "missing.wav: no such file"),
     (["--blocksize", "-1"], "--blocksize must be 0"),
 ])
 def test_bad_arguments_give_one_clear_line(model_dir, argv, message, capsys):
