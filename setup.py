@@ -29,6 +29,7 @@ setup(
         "JACK-Client>=0.5",
         "matplotlib>=3.7",
         "scipy>=1.10",
+        "rich>=13",  # stemstream live's terminal control surface (rt/tui.py)
         "soundfile>=0.12",  # model.data, rt's file-driven live, the renderer
         "museval>=0.4",     # stemstream eval (BSSEval SDR)
     ],

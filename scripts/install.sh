@@ -3,10 +3,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
-if ! dpkg -s libportaudio2 jackd2 ffmpeg fluidsynth fluid-soundfont-gm timgm6mb-soundfont libsndfile1 >/dev/null 2>&1; then
+if ! dpkg -s libportaudio2 jackd2 ffmpeg fluidsynth fluid-soundfont-gm timgm6mb-soundfont libsndfile1 tmux >/dev/null 2>&1; then
   $SUDO apt-get update -q
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends \
-    libportaudio2 jackd2 ffmpeg fluidsynth fluid-soundfont-gm timgm6mb-soundfont libsndfile1
+    libportaudio2 jackd2 ffmpeg fluidsynth fluid-soundfont-gm timgm6mb-soundfont libsndfile1 tmux
 fi
 # the CPU build of torch (a bare requirement would pull a multi-GB CUDA build)
 python3 -m pip install -q "torch==2.13.0"
