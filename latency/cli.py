@@ -61,7 +61,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                       help="random weights of this SeparatorConfig JSON ('default': SeparatorConfig())")
     r.add_argument("--path", choices=("wet", "dry"), default="wet",
                    help="wet: the separated stems (all at 0 dB); dry: the input through the same pipeline")
-    r.add_argument("--prefill-samples", type=int, help="the engine's output prefill (default: two blocks)")
+    r.add_argument("--prefill-samples", type=int, help="worker mode: the engine's output prefill (default: two blocks)")
+    r.add_argument("--mode", choices=("auto", "callback", "worker"), default="auto",
+                   help="the engine's mode (default auto: callback when the pipeline fits in the callback)")
     r.add_argument("--attempts", type=int, default=5, help="runs to try when xruns disturb one (default 5)")
     r.add_argument("--json", required=True, help="output JSON file")
     r.set_defaults(func=_roundtrip)
@@ -138,7 +140,7 @@ def _roundtrip(args: argparse.Namespace) -> int:
         net, info = load_subject(args.model, args.config_json)
         separator = model.StreamingSeparator(net)
         result = measure_roundtrip(separator, args.path, info.label, info.random_weights, args.prefill_samples,
-                                   args.attempts, log=lambda line: print(line, file=sys.stderr))
+                                   args.attempts, log=lambda line: print(line, file=sys.stderr), mode=args.mode)
     except (LiveError, JackProbeError, model.CheckpointError, ValueError) as exc:
         return _fail(str(exc))
     print(format_result(result))

@@ -95,6 +95,13 @@ class JackProbe:
         """Whether ``counter`` advanced by exactly the JACK frames between the first and last played cycle."""
         return self._last_count - self._first_count == self._last_frame
 
+    @property
+    def missed_cycles(self) -> int:
+        """JACK cycles (rounded up) between the first and last played cycle in which ``counter`` did not
+        advance, i.e. in which the stream under test did not run (0 when it ran every cycle)."""
+        missing = self._last_frame - (self._last_count - self._first_count)
+        return max(0, -(-missing // self.period_samples))
+
     # JACK process callbacks: copies into preallocated arrays only. Each cycle is placed by its
     # JACK frame time, so a cycle a late client missed leaves a gap instead of shifting the rest.
     def _since_start(self, client) -> int:

@@ -4,8 +4,8 @@ Impulses and a sweep are played into the live stream's input port by one JACK cl
 recorded from its output port by another (:mod:`latency.jackio`); cross-correlation finds
 each signal's delay, which is set beside the engine's reported latency split into its parts.
 
-What is measured: the delay between the stream's JACK ports, i.e. the engine (ring prefill,
-resamplers, model frame) plus any buffering PortAudio adds between JACK and the callback
+What is measured: the delay between the stream's JACK ports, i.e. the engine (resamplers and
+model frame, plus the ring prefill in worker mode) plus any buffering PortAudio adds between JACK and the callback
 (none with ``blocksize=0``). The device parts PortAudio reports (``host_input_samples``,
 ``host_output_samples``: the latencies of the JACK system ports the stream is wired to) lie
 outside that path, so the measurement must equal ``engine_samples``; on a real sound card the
@@ -16,8 +16,8 @@ input when the stems sum back to the mixture (trained weights, or the untrained 
 initialisation, whose stems are each about half the mixture). ``path="dry"`` (wet = 0) sends
 the input through the same rings, resamplers and model-latency delay, for any weights.
 
-Three Python audio clients (the stream's callback and the two probes) and the inference
-worker share the GIL; its default 5 ms switch interval is as long as a JACK period, so the
+Three Python audio clients (the stream's callback and the two probes) and, in worker mode, the
+inference worker share the GIL; its default 5 ms switch interval is as long as a JACK period, so the
 measurement runs with a 0.5 ms interval (restored afterwards).
 """
 from __future__ import annotations
@@ -59,6 +59,9 @@ class SignalDelay:
 class RoundTripResult:
     """A round-trip measurement.
 
+    ``xruns`` is never 0 when the stream missed a cycle: it is the larger of what JACK and
+    PortAudio reported and the cycles the stream demonstrably missed (``missed_cycles``).
+
     ``agree``: at least two probe signals were found (correlation at least ``MIN_CORRELATION``),
     their median delay is within ``TOLERANCE_SAMPLES`` of the expected one, and so is every
     signal's, except, when the stream missed JACK cycles, signals late by whole periods (a
@@ -68,6 +71,7 @@ class RoundTripResult:
     host_rate_hz: int
     period_samples: int
     path: str
+    mode: str                    # the engine's mode: callback or worker
     model: str
     random_weights: bool
     reported: dict[str, float]  # LatencyBreakdown.as_dict(): every part, engine/total samples, total ms
@@ -78,8 +82,11 @@ class RoundTripResult:
     signals: list[SignalDelay]
     agree: bool
     attempts: int
-    xruns: int
-    stream_ran_every_cycle: bool
+    xruns: int                   # disturbances seen: max(JACK xruns + stream status flags, missed_cycles)
+    jack_xruns: int              # the JACK server's xrun callbacks during the probe
+    stream_status_flags: int     # callbacks in which PortAudio flagged an xrun (or other status)
+    missed_cycles: int           # JACK cycles in which the stream did not run (counted by samples)
+    stream_ran_every_cycle: bool  # missed_cycles == 0
     underrun_samples: int
     recorded_fraction: float
     machine: str
@@ -91,7 +98,7 @@ class RoundTripResult:
 
 def measure_roundtrip(separator: model.StreamingSeparator, path: str = "wet", model_label: str = "",
                       random_weights: bool = False, prefill_samples: int | None = None, attempts: int = 5,
-                      log: Callable[[str], None] = print) -> RoundTripResult:
+                      log: Callable[[str], None] = print, mode: str = "auto") -> RoundTripResult:
     """Run the live engine (mono) on the default (JACK) devices and measure its round trip.
 
     A run in which the stream missed a JACK cycle or the engine underran is repeated (up to
@@ -106,7 +113,7 @@ def measure_roundtrip(separator: model.StreamingSeparator, path: str = "wet", mo
     switch_interval = sys.getswitchinterval()
     sys.setswitchinterval(SWITCH_INTERVAL_S)
     try:
-        result = _measure(separator, choice, path, prefill_samples, attempts, log)
+        result = _measure(separator, choice, path, prefill_samples, attempts, log, mode)
     finally:
         sys.setswitchinterval(switch_interval)
     return dataclasses.replace(result, model=model_label, random_weights=random_weights)
@@ -121,18 +128,29 @@ class _Run(NamedTuple):
     expected_samples: float
     reported: LatencyBreakdown
     period_samples: int
-    xruns: int
-    locked: bool
+    mode: str
+    jack_xruns: int
+    status_flags: int
+    missed_cycles: int
     underrun_samples: int
     recorded_fraction: float
 
+    @property
+    def locked(self) -> bool:
+        """The stream ran in every JACK cycle of the measurement."""
+        return self.missed_cycles == 0
+
+    @property
+    def xruns(self) -> int:
+        return max(self.jack_xruns + self.status_flags, self.missed_cycles)
+
 
 def _measure(separator: model.StreamingSeparator, choice, path: str, prefill_samples: int | None,
-             attempts: int, log: Callable[[str], None]) -> RoundTripResult:
+             attempts: int, log: Callable[[str], None], mode: str) -> RoundTripResult:
     for attempt in range(1, attempts + 1):
-        run = _play_and_record(separator, choice, path, prefill_samples)
+        run = _play_and_record(separator, choice, path, prefill_samples, mode)
         result = _analyse(run, choice.sample_rate_hz, path, attempt)
-        log(f"attempt {attempt}: {run.xruns} xrun(s), stream ran every cycle: {'yes' if run.locked else 'no'}, "
+        log(f"attempt {attempt} ({run.mode} mode): {run.xruns} xrun(s), {run.missed_cycles} missed cycle(s), "
             f"{run.underrun_samples} underrun sample(s), {100 * (1 - run.recorded_fraction):.1f}% of the "
             f"recording lost; {'agree' if result.agree else 'disagree'}")
         # a cycle the stream missed shifts what is in flight by a period, an underrun silences
@@ -142,12 +160,13 @@ def _measure(separator: model.StreamingSeparator, choice, path: str, prefill_sam
     return result
 
 
-def _play_and_record(separator: model.StreamingSeparator, choice, path: str, prefill_samples: int | None) -> _Run:
+def _play_and_record(separator: model.StreamingSeparator, choice, path: str, prefill_samples: int | None,
+                     mode: str) -> _Run:
     from rt.engine import Engine
     from rt.live import LiveStream
 
     probe = None
-    engine = Engine(separator, choice.sample_rate_hz, 1, _jack_period(), prefill_samples=prefill_samples)
+    engine = Engine(separator, choice.sample_rate_hz, 1, _jack_period(), prefill_samples=prefill_samples, mode=mode)
     try:
         engine.mixer.set_wet(1.0 if path == "wet" else 0.0)
         expected = engine.latency().engine_samples
@@ -155,8 +174,7 @@ def _play_and_record(separator: model.StreamingSeparator, choice, path: str, pre
         sequence, parts = probe_sequence(choice.sample_rate_hz, gap_s)
         stream = LiveStream(engine, choice)
         with stream:
-            probe = JackProbe(sequence, sequence.shape[0],
-                              counter=lambda: engine.in_ring.total_written + engine.in_ring.overflows)
+            probe = JackProbe(sequence, sequence.shape[0], counter=lambda: engine.samples_in)
             probe.connect("PortAudio.*in", "PortAudio.*out")
             time.sleep(SETTLE_S)
             flags_before = stream.status_flags
@@ -164,7 +182,7 @@ def _play_and_record(separator: model.StreamingSeparator, choice, path: str, pre
             flags = stream.status_flags - flags_before
             reported = stream.latency()
         return _Run(probe.recorded, parts, int(gap_s * choice.sample_rate_hz), expected, reported,
-                    probe.period_samples, probe.xruns + flags, probe.counted_every_cycle,
+                    probe.period_samples, engine.mode, probe.xruns, flags, probe.missed_cycles,
                     engine.stats().underrun_samples, probe.recorded_fraction)
     finally:
         if probe is not None:
@@ -187,10 +205,12 @@ def _analyse(run: _Run, rate: int, path: str, attempt: int) -> RoundTripResult:
     measured = float(np.median([sig.measured_samples for sig in found])) if found else float("nan")
     agree = len(found) >= 2 and all(explained) and abs(measured - expected) <= TOLERANCE_SAMPLES
     return RoundTripResult(
-        host_rate_hz=rate, period_samples=run.period_samples, path=path, model="", random_weights=False,
+        host_rate_hz=rate, period_samples=run.period_samples, path=path, mode=run.mode, model="",
+        random_weights=False,
         reported=run.reported.as_dict(), expected_samples=expected, expected_ms=1000.0 * expected / rate,
         measured_samples=measured, measured_ms=1000.0 * measured / rate, signals=signals, agree=agree,
-        attempts=attempt, xruns=run.xruns, stream_ran_every_cycle=run.locked,
+        attempts=attempt, xruns=run.xruns, jack_xruns=run.jack_xruns, stream_status_flags=run.status_flags,
+        missed_cycles=run.missed_cycles, stream_ran_every_cycle=run.locked,
         underrun_samples=run.underrun_samples, recorded_fraction=run.recorded_fraction,
         machine=describe_machine("cpu"), note=_note(signals, path, run.locked, run.underrun_samples))
 
@@ -219,10 +239,10 @@ def _note(signals: list[SignalDelay], path: str, locked: bool, underruns: int) -
                         if path == "wet" else "the engine did not pass the signal"))
     if not locked:
         notes.append("the stream missed JACK cycles (xruns): a signal near a missed cycle is delayed by whole "
-                     "periods more (retry on a quieter machine)")
+                     "periods more or lost (retry on a quieter machine)")
     if underruns:
         notes.append(f"the engine underran ({underruns} samples played as silence): retry with a larger "
-                     "--prefill-samples or on a quieter machine")
+                     "--prefill-samples (worker mode) or on a quieter machine")
     if not notes:
         worst = max(abs(s.error_samples) for s in signals)
         notes.append(f"measured equals the reported engine latency within {worst:.2f} samples "
@@ -234,7 +254,7 @@ def format_result(result: RoundTripResult) -> str:
     """A few terminal lines: the parts, then each signal's measurement."""
     r = result.reported
     rate = result.host_rate_hz
-    lines = [f"round trip at {rate} Hz, JACK period {result.period_samples}, {result.path} path:"]
+    lines = [f"round trip at {rate} Hz, JACK period {result.period_samples}, {result.mode} mode, {result.path} path:"]
     for key in ("host_input_samples", "ring_prefill_samples", "resampler_in_samples", "model_samples",
                 "resampler_out_samples", "host_output_samples"):
         lines.append(f"  {key:<24}{r[key]:>10.2f} samples {1000 * r[key] / rate:>8.3f} ms")

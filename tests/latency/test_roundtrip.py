@@ -26,19 +26,24 @@ def jack_up():
     torch.set_num_threads(before)
 
 
-@pytest.mark.parametrize("path", ["wet", "dry"])
-def test_measured_round_trip_equals_reported_latency(jack_up, path):
+@pytest.mark.parametrize("path,mode", [("wet", "callback"), ("dry", "callback"), ("wet", "worker")])
+def test_measured_round_trip_equals_reported_latency(jack_up, path, mode):
     torch.manual_seed(0)  # untrained: each stem is about half the mixture, delayed as the model reports
     net = model.RQVAESeparator(small_config()).eval()
     result = measure_roundtrip(model.StreamingSeparator(net), path=path, prefill_samples=PREFILL_SAMPLES,
-                               attempts=5, log=lambda _line: None)
+                               attempts=5, log=lambda _line: None, mode=mode)
     # on a loaded machine the dummy driver xruns: runs are retried, and the frame-time placement
     # plus the correlation over the whole signal keep a lost cycle from moving the estimate
     parts = result.reported
+    assert result.mode == mode
     assert result.expected_samples == pytest.approx(
         parts["ring_prefill_samples"] + parts["resampler_in_samples"] + parts["model_samples"]
         + parts["resampler_out_samples"])
-    assert parts["ring_prefill_samples"] == PREFILL_SAMPLES
+    # callback mode has no prefill: the engine's latency is the resamplers' and the model's
+    assert parts["ring_prefill_samples"] == (PREFILL_SAMPLES if mode == "worker" else 0)
+    # the report is consistent: a stream that missed cycles never shows 0 xruns
+    assert result.stream_ran_every_cycle == (result.missed_cycles == 0)
+    assert result.xruns >= result.missed_cycles
     assert [s.signal for s in result.signals] == ["impulse 1", "impulse 2", "impulse 3", "sweep"]
     assert sum(s.correlation > 0.3 for s in result.signals) >= 2, result.to_dict()
     assert abs(result.measured_samples - result.expected_samples) <= TOLERANCE_SAMPLES, result.to_dict()
