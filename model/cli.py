@@ -68,6 +68,8 @@ def _run_render(args: argparse.Namespace) -> int:
 
 
 def _add_eval(subparsers: argparse._SubParsersAction) -> None:
+    from .data.readers import FORMATS
+
     p = subparsers.add_parser(
         "eval", help="score separators on multitrack data (windowed SI-SDRi, museval SDR)",
         description="Run each model causally over whole tracks and score it with the paper's protocol "
@@ -76,14 +78,14 @@ def _add_eval(subparsers: argparse._SubParsersAction) -> None:
                    help="shipped model name or checkpoint folder; 'mixture' is the mixture-as-estimate "
                         "baseline; several models are scored on the same tracks side by side")
     p.add_argument("--data", required=True, type=Path, help="data folder")
-    p.add_argument("--format", required=True, choices=("slakh", "musdb", "folder"), help="data layout")
+    p.add_argument("--format", required=True, choices=tuple(FORMATS), help="data layout")
     p.add_argument("--json", type=Path, default=None, metavar="OUT",
                    help="write the scores as JSON (one object; a list of objects for several models)")
     p.add_argument("--limit", type=int, default=None, help="score only the first N tracks")
     p.add_argument("--tracks", default=None, help="comma-separated track names to score")
     p.add_argument("--no-sdr", action="store_true", help="skip museval's SDR (slow: about 5 s per stem-minute)")
     p.add_argument("--channels", type=int, default=2, help="channels read from the data (each scored as mono)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where the models run (default cpu)")
     p.add_argument("--sample-rate-hz", type=int, default=None,
                    help="rate for the 'mixture' baseline (default: the default model config's)")
     p.set_defaults(func=_run_eval)
@@ -95,6 +97,12 @@ def _run_eval(args: argparse.Namespace) -> int:
     from .checkpoint import CheckpointError
     from .evaluate import evaluate, format_table
 
+    if args.limit is not None and args.limit < 1:
+        print(f"stemstream eval: error: --limit must be 1 or more tracks, got {args.limit}", file=sys.stderr)
+        return 2
+    if args.channels < 1 or (args.sample_rate_hz is not None and args.sample_rate_hz < 1):
+        print("stemstream eval: error: --channels and --sample-rate-hz must be positive", file=sys.stderr)
+        return 2
     names = [n.strip() for n in args.tracks.split(",") if n.strip()] if args.tracks else None
     results = []
     try:
@@ -117,6 +125,8 @@ def _run_eval(args: argparse.Namespace) -> int:
 def _add_train(subparsers: argparse._SubParsersAction) -> None:
     from .train import PRESETS, TrainSettings
 
+    from .data.readers import FORMATS
+
     defaults = TrainSettings(data="", format="", out="")
     p = subparsers.add_parser(
         "train", help="train a separator (CPU, CUDA with bf16, or several processes under torchrun)",
@@ -126,7 +136,7 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--config", default=defaults.config,
                    help=f"preset ({', '.join(PRESETS)}) or SeparatorConfig JSON (default {defaults.config})")
     p.add_argument("--data", required=True, help="data folder")
-    p.add_argument("--format", required=True, choices=("slakh", "musdb", "folder", "packed"),
+    p.add_argument("--format", required=True, choices=(*FORMATS, "packed"),
                    help="data layout (packed: a file written by `stemstream pack`)")
     p.add_argument("--out", required=True, help="run folder")
     p.add_argument("--resume", action="store_true",
@@ -160,12 +170,14 @@ def _run_train(args: argparse.Namespace) -> int:
 
 
 def _add_pack(subparsers: argparse._SubParsersAction) -> None:
+    from .data.readers import FORMATS
+
     p = subparsers.add_parser(
         "pack", help="pack multitrack data as mono 8-bit mu-law (compact data for a GPU machine)",
         description="Read every track of a data folder at the model rate, mix it down to mono and write "
                     "8-bit mu-law stems into one .npz that `stemstream train --format packed` reads.")
     p.add_argument("--data", required=True, help="data folder")
-    p.add_argument("--format", required=True, choices=("slakh", "musdb", "folder"), help="data layout")
+    p.add_argument("--format", required=True, choices=tuple(FORMATS), help="data layout")
     p.add_argument("--out", required=True, type=Path, help="output .npz")
     p.add_argument("--sample-rate-hz", type=int, default=22050, help="rate to store (default 22050)")
     p.set_defaults(func=_run_pack)

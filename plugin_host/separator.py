@@ -113,13 +113,15 @@ class StemSeparator(PedalboardProcessor):
             sequence aligned with ``stems``.
         device: ``"cpu"`` or ``"cuda"``, used when loading ``model``.
         n_q: number of quantizers used when loading ``model`` (default: all).
+        backend: ``"auto"`` (numba on the CPU), ``"torch"`` (faster for whole files on the CPU) or
+            ``"numba"``, used when loading ``model`` from a name, folder or ``RQVAESeparator``.
     """
 
     def __init__(self, model: str | Path | StreamingSeparator | RQVAESeparator = DEFAULT_MODEL,
                  stems: Sequence[str] | str | None = None,
                  gains_db: Mapping[str, float] | Sequence[float] | None = None,
-                 device: str = "cpu", n_q: int | None = None) -> None:
-        self.runtime = _load_runtime(model, device, n_q)
+                 device: str = "cpu", n_q: int | None = None, backend: str = "auto") -> None:
+        self.runtime = _load_runtime(model, device, n_q, backend)
         self.stems: tuple[str, ...] = _check_stems(self.runtime, stems)
         self.gains_db: dict[str, float] = _check_gains(self.stems, gains_db)
         self._last_rate_hz = self.runtime.sample_rate_hz
@@ -258,13 +260,13 @@ class StemSeparator(PedalboardProcessor):
         return f"<StemSeparator stems: {gains}; model rate {self.sample_rate_hz} Hz>"
 
 
-def _load_runtime(source: object, device: str, n_q: int | None) -> StreamingSeparator:
+def _load_runtime(source: object, device: str, n_q: int | None, backend: str) -> StreamingSeparator:
     if isinstance(source, StreamingSeparator):
         return source
     if isinstance(source, RQVAESeparator):
-        return StreamingSeparator(source, device=device, n_q=n_q)
+        return StreamingSeparator(source, device=device, n_q=n_q, backend=backend)
     if isinstance(source, (str, Path)):
-        return load_model(source, device=device, n_q=n_q)
+        return load_model(source, device=device, n_q=n_q, backend=backend)
     raise TypeError(f"model must be a model name, a checkpoint directory, a StreamingSeparator or an "
                     f"RQVAESeparator, got {type(source).__name__}")
 
