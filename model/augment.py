@@ -32,6 +32,7 @@ class RemixSampler:
         self.remix_prob = remix_prob
         self.gain_db = gain_db
         self.silence_db = silence_db
+        self.seed = seed
         self.rng = np.random.default_rng(seed)
 
     def _excerpt(self, index: int, stem: str | None, offset: int) -> np.ndarray:
@@ -69,6 +70,18 @@ class RemixSampler:
             out /= peak
         return out
 
-    def batch(self, batch_size: int) -> np.ndarray:
-        """``[B, S + 1, L]`` float32: stems, then the rest."""
-        return np.stack([self.example() for _ in range(batch_size)])
+    def batch(self, batch_size: int, step: int | None = None, first: int = 0) -> np.ndarray:
+        """``[B, S + 1, L]`` float32: stems, then the rest.
+
+        With ``step``, example ``k`` (``first <= k < first + B``) is drawn from its own generator
+        seeded by ``(seed, step, k)``: a step's global batch is then the same however it is split
+        (DDP rank ``r`` of a per-rank batch ``B`` draws ``first = r * B``) and a resumed run draws
+        what the uninterrupted one would have. Without it, examples follow one running generator.
+        """
+        if step is None:
+            return np.stack([self.example() for _ in range(batch_size)])
+        out = []
+        for k in range(first, first + batch_size):
+            self.rng = np.random.default_rng([self.seed, step, k])
+            out.append(self.example())
+        return np.stack(out)

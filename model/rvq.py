@@ -27,6 +27,17 @@ def _distributed() -> bool:
     return dist.is_available() and dist.is_initialized()
 
 
+def _gather_rows(rows: torch.Tensor) -> torch.Tensor:
+    """Under DDP every rank's ``[N, D]`` concatenated in rank order (``[world * N, D]``; each rank
+    must pass the same ``N``), so k-means and restarts see the global batch, in the order a single
+    process with that batch would; the rows themselves otherwise."""
+    if not _distributed():
+        return rows
+    parts = [torch.empty_like(rows) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, rows.contiguous())
+    return torch.cat(parts)
+
+
 def _nearest(vectors: torch.Tensor, codebook: torch.Tensor,
              norms: torch.Tensor | None = None) -> torch.Tensor:
     """Index of the nearest code for each row: ``[N, D], [K, D] -> [N]`` (``norms``: ``|code|^2 [K]``)."""
@@ -78,6 +89,11 @@ class ResidualVectorQuantizer(nn.Module):
         self._dropout_rng = torch.Generator().manual_seed(0)
         self._norms_key: tuple[int, int] | None = None
         self._norms = torch.zeros(0)
+
+    @property
+    def dropout_generator(self) -> torch.Generator:
+        """The CPU generator drawing quantizer dropout (training saves and restores its state)."""
+        return self._dropout_rng
 
     def _check_n_q(self, n_q: int | None) -> int:
         n_q = self.n_q if n_q is None else n_q
@@ -152,7 +168,7 @@ class ResidualVectorQuantizer(nn.Module):
 
     @torch.no_grad()
     def _kmeans_init(self, flat: torch.Tensor) -> None:
-        residual = flat
+        residual = _gather_rows(flat)  # the global batch: every rank computes the same centroids
         for i in range(self.n_q):
             centroids = kmeans(residual, self.codebook_size)
             self.codebooks.data[i] = centroids
@@ -168,9 +184,10 @@ class ResidualVectorQuantizer(nn.Module):
         share = counts * (self.codebook_size / counts.sum().clamp(min=1))
         self.usage[i].mul_(self.usage_decay).add_(share, alpha=1 - self.usage_decay)
         dead = (self.usage[i] < self.dead_code_threshold).nonzero().squeeze(1)
-        if dead.numel():
-            pick = torch.randint(residual.shape[0], (dead.numel(),), device=residual.device)
-            self.codebooks.data[i, dead] = residual[pick]
+        if dead.numel():  # the same codes on every rank (usage is reduced), so all ranks gather
+            pool = _gather_rows(residual)
+            pick = torch.randint(pool.shape[0], (dead.numel(),), device=pool.device)
+            self.codebooks.data[i, dead] = pool[pick]
             self.usage[i, dead] = 1.0
             self._sync_codebooks()
 

@@ -59,6 +59,7 @@ class TrainSettings:
     threads: int = 2
     remix_prob: float = 0.5
     max_minutes: float = 0.0  # stop (with a checkpoint) after this wall time; 0: no limit
+    max_cpu_minutes: float = 0.0  # stop (with a checkpoint) after this much CPU time of this process; 0: no limit
     log_mel_weight: float = 1.0  # weight of the spectral loss's log-mel term (0: linear magnitudes only)
     init_from: str = ""  # a trained model (name or directory) to start from; stems may differ
 
@@ -98,10 +99,14 @@ def split_tracks(tracks: list[Track], n_valid: int) -> tuple[list[Track], list[T
 
 @torch.no_grad()
 def validate(net: RQVAESeparator, tracks: list[Track]) -> dict[str, float]:
-    """Mean windowed SI-SDRi per stem (and ``mean``) over ``tracks``, channels as mono tracks.
+    """Mean windowed SI-SDRi per stem (and ``mean`` over those stems) over ``tracks``, channels
+    as mono tracks.
 
     The mixture is the sum of the model's stems (reference stems it lacks stay in it, as do
-    the track's other sources: mixture - sum(all stems)).
+    the track's other sources: mixture - sum(all stems)). As in the paper's protocol a stem is
+    scored only in the windows where it is active: a stem silent in every kept window of every
+    track (e.g. no bass in the validation songs) is absent from the result, never NaN, and
+    ``mean`` is left out too when no stem was scored.
     """
     net.eval()
     stems = net.config.stems
@@ -117,10 +122,26 @@ def validate(net: RQVAESeparator, tracks: list[Track]) -> dict[str, float]:
         for c in range(track.mixture.shape[0]):
             rows.append(windowed_si_sdri(est[c], refs[:, c, :m], track.mixture[c, :m], net.config.sample_rate_hz))
     scores = np.concatenate(rows) if rows else np.zeros((0, len(stems)))
-    per_stem = {s: float(np.nanmean(scores[:, i])) if np.isfinite(scores[:, i]).any() else float("nan")
-                for i, s in enumerate(stems)}
-    per_stem["mean"] = float(np.nanmean(list(per_stem.values())))
+    per_stem = {s: float(np.mean(col[np.isfinite(col)])) for s, col in zip(stems, scores.T) if np.isfinite(col).any()}
+    if per_stem:
+        per_stem["mean"] = float(np.mean(list(per_stem.values())))
     return per_stem
+
+
+def format_validation(scores: dict[str, float], stems: tuple[str, ...]) -> str:
+    """``bass 1.23 dB, drums absent, ..., mean 1.10 dB`` for :func:`validate`'s scores."""
+    parts = [f"{k} {scores[k]:.2f} dB" if k in scores else f"{k} absent (silent)" for k in (*stems, "mean")]
+    return ", ".join(parts)
+
+
+def _agree_to_stop(stop: bool, world: int, device: torch.device) -> bool:
+    """Under DDP, whether any rank wants to stop (one tiny all-reduce), so every rank stops at the
+    same step: a rank leaving alone would leave the others waiting in their next all-reduce."""
+    if world == 1:
+        return stop
+    flag = torch.tensor([float(stop)], device=device)  # nccl reduces CUDA tensors only
+    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    return bool(flag.item())
 
 
 class Trainer:
@@ -132,10 +153,15 @@ class Trainer:
         state = None
         if resume:
             if not ckpt_path.is_file():
-                raise FileNotFoundError(f"--resume: no {ckpt_path}; start without --resume")
+                rank = os.environ.get("RANK")
+                where = ("" if rank in (None, "0") else
+                         f" on this machine (rank {rank}); on several machines --out must be a shared "
+                         "folder, or copy the checkpoint to every machine first")
+                raise FileNotFoundError(f"--resume: no {ckpt_path}{where}; start without --resume")
             state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
             settings = TrainSettings(**{**state["settings"], "steps": settings.steps,  # the machine's own
-                                        "max_minutes": settings.max_minutes, "threads": settings.threads})
+                                        "max_minutes": settings.max_minutes, "threads": settings.threads,
+                                        "max_cpu_minutes": settings.max_cpu_minutes})
         self.settings = s = settings
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
@@ -158,18 +184,26 @@ class Trainer:
             self.ema.load_state_dict(state["ema"])
             self.opt.load_state_dict(state["optimizer"])
             self.step = state["step"]
+            if "rng" in state:  # dead-code restarts and quantizer dropout go on as uninterrupted
+                torch.set_rng_state(state["rng"]["torch"])
+                self.net.quantizer.dropout_generator.set_state(state["rng"]["dropout"])
+                if self.device.type == "cuda" and "cuda" in state["rng"]:
+                    torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)
         self.loss = SeparationLoss(self.config.sample_rate_hz, log_mel_weight=s.log_mel_weight).to(self.device)
         tracks = load_tracks(s.data, s.format, self.config.sample_rate_hz)
         self.train_tracks, self.valid_tracks = split_tracks(tracks, s.valid_tracks)
         segment = int(s.segment_s * self.config.sample_rate_hz) // self.config.frame_size * self.config.frame_size
-        # each rank (and each resume) draws its own examples, reproducibly from the seed and step
-        self.sampler = RemixSampler(self.train_tracks, self.config.stems, segment,
-                                    seed=s.seed * 1_000_003 + self.rank * 7919 + self.step, remix_prob=s.remix_prob)
+        # example k of step t is drawn from seed (seed, t, k): rank r takes k in [r*B, (r+1)*B), so
+        # the global batch is what one process with batch world*B draws, and a resume continues it
+        self.sampler = RemixSampler(self.train_tracks, self.config.stems, segment, seed=s.seed,
+                                    remix_prob=s.remix_prob)
         self.model = self.net
         if self.world > 1:
+            # every parameter gets a gradient at every step, quantizer dropout included (the
+            # codebooks are one [n_q, K, D] tensor: dropped stages' rows get zeros, not None;
+            # tests/model/test_ddp.py checks each preset), so DDP needs no unused-parameter search
             self.model = torch.nn.parallel.DistributedDataParallel(
-                self.net, device_ids=[self.device.index] if self.device.type == "cuda" else None,
-                find_unused_parameters=True)
+                self.net, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         if self.rank == 0:
             self.out.mkdir(parents=True, exist_ok=True)
             (self.out / "settings.json").write_text(json.dumps(dataclasses.asdict(s), indent=2) + "\n")
@@ -184,7 +218,8 @@ class Trainer:
     def train_step(self) -> dict[str, float]:
         s = self.settings
         self.net.train()
-        sources = torch.from_numpy(self.sampler.batch(s.batch_size)).to(self.device)  # [B, S + 1, L]
+        sources = torch.from_numpy(self.sampler.batch(s.batch_size, step=self.step,
+                                                      first=self.rank * s.batch_size)).to(self.device)  # [B, S + 1, L]
         mixture = sources.sum(1, keepdim=True)
         batch = sources[:, :-1]  # the stems; the last source is the rest, in the mixture only
         for group in self.opt.param_groups:
@@ -214,7 +249,9 @@ class Trainer:
     def save(self) -> None:
         """Checkpoint (atomic) and the EMA export ``out/export`` loadable with ``model.load``."""
         state = {"step": self.step, "settings": dataclasses.asdict(self.settings), "config": self.config.to_dict(),
-                 "model": self.net.state_dict(), "ema": self.ema.state_dict(), "optimizer": self.opt.state_dict()}
+                 "model": self.net.state_dict(), "ema": self.ema.state_dict(), "optimizer": self.opt.state_dict(),
+                 "rng": {"torch": torch.get_rng_state(), "dropout": self.net.quantizer.dropout_generator.get_state(),
+                         **({"cuda": torch.cuda.get_rng_state(self.device)} if self.device.type == "cuda" else {})}}
         tmp = self.out / (CHECKPOINT_FILE + ".tmp")
         torch.save(state, tmp)
         tmp.replace(self.out / CHECKPOINT_FILE)
@@ -237,8 +274,12 @@ class Trainer:
         last: dict[str, float] = {}
         bar = tqdm(total=s.steps, initial=self.step, disable=self.rank != 0, dynamic_ncols=True, desc="train")
         deadline = time.monotonic() + 60 * s.max_minutes if s.max_minutes > 0 else math.inf
+        # a CPU-time budget (this process, all threads) makes runs sharing a machine comparable
+        cpu_deadline = time.process_time() + 60 * s.max_cpu_minutes if s.max_cpu_minutes > 0 else math.inf
         while self.step < s.steps:
-            if time.monotonic() > deadline:  # a time-boxed burst (e.g. on a lent GPU): save and stop
+            out_of_time = time.monotonic() > deadline or time.process_time() > cpu_deadline
+            if (deadline < math.inf or cpu_deadline < math.inf) and _agree_to_stop(out_of_time, self.world, self.device):
+                # a time-boxed burst: save and stop (every rank at the same step)
                 if self.rank == 0:
                     self.save()
                 break
@@ -249,14 +290,14 @@ class Trainer:
             bar.set_postfix(loss=f"{last['total']:.3f}", audio_s_per_s=f"{rate:.1f}")
             if self.rank != 0:
                 continue
-            self._log("log.csv", {"step": self.step, **last, "audio_s_per_s": rate, "lr": self.lr_at(self.step)})
+            self._log("log.csv", {"step": self.step, **last, "audio_s_per_s": rate, "lr": self.lr_at(self.step),
+                                  "cpu_s": time.process_time(), "wall_s": time.monotonic()})
             if self.step % s.checkpoint_every == 0 or self.step == s.steps:
                 self.save()
             if self.valid_tracks and (self.step % s.valid_every == 0 or self.step == s.steps):
-                scores = validate(self.ema, self.valid_tracks)
-                self._log("valid.csv", {"step": self.step, **scores})
-                bar.write(f"step {self.step}: validation SI-SDRi " +
-                          ", ".join(f"{k} {v:.2f} dB" for k, v in scores.items()))
+                scores = validate(self.ema, self.valid_tracks)  # a stem silent in every song is absent
+                self._log("valid.csv", {"step": self.step, **{k: scores.get(k, "") for k in (*self.config.stems, "mean")}})
+                bar.write(f"step {self.step}: validation SI-SDRi " + format_validation(scores, self.config.stems))
         bar.close()
         if self.world > 1:
             dist.barrier()

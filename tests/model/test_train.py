@@ -57,7 +57,7 @@ def test_a_few_steps_lower_the_loss(musdb_subset, tmp_path):
             return float(trainer.loss(out.stems[..., d:], fixed[:, :-1, :fixed.shape[-1] - d],
                                       out.commitment_loss, out.codebook_loss).total)
 
-    trainer.sampler.batch = lambda n: fixed.numpy()  # overfit one batch: the loss must fall
+    trainer.sampler.batch = lambda n, **_: fixed.numpy()  # overfit one batch: the loss must fall
     before = loss_on_fixed()
     for _ in range(25):
         trainer.train_step()
