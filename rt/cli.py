@@ -189,7 +189,8 @@ def _run_device(args: argparse.Namespace, separator, stems: list[str]) -> int:
     stats = engine.stats()
     engine.close()
     print(f"stopped: {stats.samples_out} samples played, {stats.underrun_samples} underrun, "
-          f"{stream.status_flags} device status flags", file=sys.stderr)
+          f"{stream.status_flags} device status flags, {stats.nonfinite_samples} NaN/inf input samples zeroed",
+          file=sys.stderr)
     return 0
 
 

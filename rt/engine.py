@@ -76,6 +76,7 @@ class EngineStats:
     load: float                # compute time / audio time over the recent blocks
     callbacks: int = 0         # audio callbacks so far
     late_callbacks: int = 0    # callback mode: callbacks whose compute exceeded their block's period
+    nonfinite_samples: int = 0  # NaN/inf input samples replaced by zeros
 
 
 @dataclass(frozen=True)
@@ -264,12 +265,13 @@ class Engine:
             return EngineStats(samples_in=self._cb_samples, samples_out=self._cb_samples,
                                underrun_samples=self.pipeline.shortfall_samples, dropped_input_samples=0,
                                skipped_output_samples=0, worker_steps=0, load=load, callbacks=self._callbacks,
-                               late_callbacks=self._late)
+                               late_callbacks=self._late, nonfinite_samples=self.pipeline.nonfinite_samples)
         return EngineStats(
             samples_in=self.in_ring.total_written + self.in_ring.overflows,
             samples_out=self.out_ring.total_read + self.out_ring.underflows,
             underrun_samples=self.out_ring.underflows, dropped_input_samples=self.in_ring.overflows,
-            skipped_output_samples=self._skipped, worker_steps=self._steps, load=load, callbacks=self._callbacks)
+            skipped_output_samples=self._skipped, worker_steps=self._steps, load=load, callbacks=self._callbacks,
+            nonfinite_samples=self.pipeline.nonfinite_samples)
 
     @property
     def samples_in(self) -> int:

@@ -84,6 +84,19 @@ def _append_frame(stems_q, q_len, frame):
 
 
 @numba.njit(cache=True)
+def _zero_nonfinite(x, n):
+    """Replace NaN/inf in ``x[:, :n]`` by zeros (they would poison the filters and the model's state);
+    returns how many."""
+    count = 0
+    for r in range(x.shape[0]):
+        for k in range(n):
+            if not np.isfinite(x[r, k]):
+                x[r, k] = 0.0
+                count += 1
+    return count
+
+
+@numba.njit(cache=True)
 def _zero_columns(buf, start, stop):
     for r in range(buf.shape[0]):
         for k in range(start, stop):
@@ -168,6 +181,7 @@ class SeparationPipeline:
         self._dry_len = self.separator.latency_samples       # the dry delay line
         self._h_len = 0
         self.shortfall_samples = 0
+        self.nonfinite_samples = 0  # NaN/inf input samples zeroed
         if self._fullband is not None:
             self._fullband.reset()
 
@@ -197,6 +211,9 @@ class SeparationPipeline:
         """The block in ``self._x[:, :n]`` -> the mixed block in ``self._y[:, :n]``."""
         frame = self.frame_size
         p = self._pending
+        bad = _zero_nonfinite(self._x, n)
+        if bad:
+            self.nonfinite_samples += bad
         m = self._rs_in.process_into(self._x, n, self._model_in, p)
         _copy_columns(self._model_in, p, self._dry_q, self._dry_len, m)
         self._dry_len += m
@@ -248,3 +265,4 @@ def warmup() -> None:
     _shift_left(block, 1, 4)
     _append_frame(np.zeros((2, 2, 8), np.float32), 0, np.zeros((2, 2, 4), np.float32))
     _zero_columns(block, 0, 4)
+    _zero_nonfinite(block, 4)
