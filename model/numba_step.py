@@ -253,12 +253,13 @@ def _elu_conv_transpose(x, weight, bias, stride, overlap, skip, out):
 
 
 @_jit
-def _masked_synthesis(x, mask_weight, mask_bias, basis, synth_weight, synth_bias, stride,
+def _masked_synthesis(x, mask_weight, mask_bias, basis, basis_bias, synth_weight, stride,
                       masks, overlap, stems):
-    """Mask head: ``sigmoid(1x1(elu(x [N, T, C0])))`` masks ``basis [N, T, C0]`` once per stem,
-    and each stem's grouped transposed conv decodes it into ``stems [S, N, T * stride]``.
+    """Mask head: ``sigmoid(1x1(elu(x [N, T, C0])))`` masks the coefficients ``basis [N, T, C0]``
+    minus ``basis_bias [C0]`` once per stem, and each stem's grouped, bias-free transposed conv
+    decodes it into ``stems [S, N, T * stride]``.
 
-    ``mask_weight [C0, S * C0]``, ``synth_weight [S, C0, K]``, ``synth_bias [S]``; work
+    ``mask_weight [C0, S * C0]``, ``synth_weight [S, C0, K]``; work
     ``masks [S * C0]``; state ``overlap [N, S, K - stride + T * stride]`` (stem-major).
     """
     n_streams, t_len, c0 = x.shape
@@ -280,13 +281,13 @@ def _masked_synthesis(x, mask_weight, mask_bias, basis, synth_weight, synth_bias
             for s in range(n_stems):
                 dst = overlap[n, s]
                 for c in range(c0):
-                    a = _sigmoid(masks[s * c0 + c]) * basis[n, t, c]
+                    a = _sigmoid(masks[s * c0 + c]) * (basis[n, t, c] - basis_bias[c])
                     w = synth_weight[s, c]
                     for j in range(k):
                         dst[t * stride + j] += w[j] * a
         for s in range(n_stems):
             for r in range(n_out):
-                stems[s, n, r] = overlap[n, s, r] + synth_bias[s]
+                stems[s, n, r] = overlap[n, s, r]
             for r in range(tail):
                 overlap[n, s, r] = overlap[n, s, n_out + r]
 
@@ -476,13 +477,15 @@ class _MaskHead:
     """Masks over the first level's basis, decoded by each stem's synthesis: ``[N, T0, C0]``
     and ``basis [N, T0, C0]`` -> ``stems [S, N, T0 * stride]``."""
 
-    def __init__(self, mask: CausalConv1d, synthesis: CausalConvTranspose1d, frames_in: int) -> None:
+    def __init__(self, mask: CausalConv1d, synthesis: CausalConvTranspose1d, analysis: CausalConv1d,
+                 bias_free: bool, frames_in: int) -> None:
         n_stems = synthesis.conv.out_channels
         k = synthesis.conv.kernel_size[0]
         self.mask_weight = _copy(mask.conv.weight[:, :, 0].t())  # [C0, S * C0]
         self.mask_bias = _copy(mask.conv.bias)
+        # [C0]: with bias_free_masking the masks gate the coefficients without the analysis bias
+        self.basis_bias = _copy(analysis.conv.bias) if bias_free else np.zeros_like(_copy(analysis.conv.bias))
         self.synth_weight = _copy(synthesis.conv.weight.reshape(n_stems, -1, k))  # [S, C0, K]
-        self.synth_bias = _copy(synthesis.conv.bias)
         self.stride, self.tail_rows = synthesis.stride, synthesis.tail_samples
         self.frames_out = frames_in * synthesis.stride
 
@@ -494,7 +497,7 @@ class _MaskHead:
         self.overlap.fill(0.0)
 
     def __call__(self, x: np.ndarray, basis: np.ndarray, stems: np.ndarray) -> None:
-        _masked_synthesis(x, self.mask_weight, self.mask_bias, basis, self.synth_weight, self.synth_bias,
+        _masked_synthesis(x, self.mask_weight, self.mask_bias, basis, self.basis_bias, self.synth_weight,
                           self.stride, self.masks, self.overlap, stems)
 
 
@@ -574,7 +577,8 @@ class NumbaFrameStep:
         self._decoder = [_decoder_level(level, frames_in)
                          for level, frames_in in zip(net.decoder, reversed(frames[1:]))]
         if config.output == "mask":
-            self._head: _MaskHead | _WaveformHead = _MaskHead(net.mask, net.synthesis, frames[0])
+            self._head: _MaskHead | _WaveformHead = _MaskHead(net.mask, net.synthesis, net.encoder[0].down,
+                                                                    config.bias_free_masking, frames[0])
         else:
             self._head = _WaveformHead(net.head, frames[0])
         self._consistency = ([_MixtureConsistency(config.output_delay_samples, config.frame_size)]

@@ -50,8 +50,9 @@ class RQVAESeparator(nn.Module):
     Latent: a causal temporal model, then the residual vector quantizer. Decoder: causal
     transposed convs mirroring the encoder, each adding the matching encoder level's output
     (U-Net skips). Output head: with ``output="mask"``, one sigmoid mask per stem over the
-    first level's learned basis (the first strided conv's output), each masked basis decoded
-    by its stem's synthesis transposed conv (one grouped conv); with ``output="waveform"``, a transposed conv emitting one
+    first level's learned basis (the first strided conv's output, without its bias when
+    ``config.bias_free_masking``), each masked basis decoded by its stem's bias-free synthesis
+    transposed conv (one grouped conv), so zeros in give exact zeros out; with ``output="waveform"``, a transposed conv emitting one
     waveform per stem. With ``config.mixture_consistency`` the stems then share out what
     they miss of the mixture (delayed by ``output_delay_samples``) equally, so they sum to it.
     """
@@ -81,8 +82,9 @@ class RQVAESeparator(nn.Module):
         n_stems, base, s0 = len(c.stems), c.channels[0], c.strides[0]
         if c.output == "mask":
             self.mask = CausalConv1d(base, n_stems * base, 1, causal=causal)
+            # no synthesis bias: masked zeros decode to exact zeros (silence stays silent, no DC)
             self.synthesis = CausalConvTranspose1d(n_stems * base, n_stems, c.kernel_factor * s0, s0,
-                                                   causal=causal, groups=n_stems)
+                                                   causal=causal, groups=n_stems, bias=False)
         else:
             self.head = CausalConvTranspose1d(base, n_stems, c.kernel_factor * s0, s0, causal=causal)
         self.mixture_delay = SampleDelay(1, c.output_delay_samples) if c.mixture_consistency else None
@@ -101,7 +103,6 @@ class RQVAESeparator(nn.Module):
         analysis.bias.zero_()
         if self.config.output == "mask":
             self.synthesis.conv.weight.copy_(basis.repeat(len(self.config.stems), 1).unsqueeze(1))
-            self.synthesis.conv.bias.zero_()
             self.mask.conv.weight.mul_(0.01)
             self.mask.conv.bias.zero_()
     @property
@@ -126,7 +127,11 @@ class RQVAESeparator(nn.Module):
         b, n_stems = mixture.shape[0], len(self.config.stems)
         if self.config.output == "mask":
             masks = torch.sigmoid(self.mask(F.elu(x)))  # [B, S * C0, T0]
-            masked = masks.view(b, n_stems, basis.shape[1], -1) * basis.unsqueeze(1)
+            # bias_free_masking: the masks gate the mixture's own coefficients (the basis without
+            # the analysis bias), so digital silence in gives exact zeros out
+            coefficients = (basis - self.encoder[0].down.conv.bias.view(1, -1, 1)
+                            if self.config.bias_free_masking else basis)
+            masked = masks.view(b, n_stems, basis.shape[1], -1) * coefficients.unsqueeze(1)
             stems = self.synthesis(masked.flatten(1, 2))
         else:
             stems = self.head(F.elu(x))

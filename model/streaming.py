@@ -150,15 +150,17 @@ class CausalConvTranspose1d(StreamingModule):
 
     ``[B, C_in, T] -> [B, C_out, T * stride]``; output samples of frame ``n`` depend on input
     frames ``<= n``. The ``k - stride`` overlap tail is carried (without bias) to the next call.
-    With ``causal=False`` the tail is trimmed symmetrically instead (offline only).
+    With ``causal=False`` the tail is trimmed symmetrically instead (offline only). With
+    ``bias=False`` zero input gives exactly zero output.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int,
-                 causal: bool = True, groups: int = 1) -> None:
+                 causal: bool = True, groups: int = 1, bias: bool = True) -> None:
         super().__init__()
         if kernel_size % stride:
             raise ValueError(f"kernel {kernel_size} must be a multiple of the stride {stride}")
-        self.conv = nn.ConvTranspose1d(in_channels, out_channels, kernel_size, stride, groups=groups)
+        self.conv = nn.ConvTranspose1d(in_channels, out_channels, kernel_size, stride, groups=groups,
+                                       bias=bias)
         self.stride = stride
         self.causal = causal
         self.tail_samples = kernel_size - stride
@@ -177,8 +179,10 @@ class CausalConvTranspose1d(StreamingModule):
             return y[..., start:start + n_out]
         if tail:
             y = torch.cat([y[..., :tail] + state.tail, y[..., tail:]], dim=-1)
-            bias = self.conv.bias.view(1, -1, 1)
-            state.tail.copy_(y[..., n_out:] - bias)
+            if self.conv.bias is None:
+                state.tail.copy_(y[..., n_out:])
+            else:
+                state.tail.copy_(y[..., n_out:] - self.conv.bias.view(1, -1, 1))
         return y[..., :n_out]
 
 
@@ -199,7 +203,7 @@ class CausalConvTranspose1d(StreamingModule):
         y = frames.new_zeros(b, c_out, t * s + k - s)
         for j in range(k // s):
             y[..., j * s:j * s + t * s] += frames[:, :, j]
-        return y + conv.bias.view(1, -1, 1)
+        return y if conv.bias is None else y + conv.bias.view(1, -1, 1)
 
 
 class SampleDelay(StreamingModule):

@@ -12,7 +12,7 @@ FALLBACK_STEM = "other"
 # per-stem parameters of the output heads: (axis holding the stems, rows per stem in units of
 # channels[0] (True) or single rows (False))
 _PER_STEM = {"mask.conv.weight": (0, True), "mask.conv.bias": (0, True),
-             "synthesis.conv.weight": (0, True), "synthesis.conv.bias": (0, False),
+             "synthesis.conv.weight": (0, True),
              "head.conv.weight": (1, False), "head.conv.bias": (0, False)}
 
 
@@ -34,16 +34,18 @@ def stem_map(target: tuple[str, ...], source: tuple[str, ...]) -> dict[str, str]
 def warm_start(target: RQVAESeparator, source: RQVAESeparator) -> dict[str, str]:
     """Copy ``source``'s weights (codebooks and their state included) into ``target``.
 
-    The two configs must be equal except for ``stems`` and ``mixture_consistency`` (which has
-    no weights); each target stem's head parameters come from :func:`stem_map`'s source stem.
+    The two configs must be equal except for ``stems``, ``mixture_consistency`` and
+    ``bias_free_masking`` (which have no weights of their own); each target stem's head
+    parameters come from :func:`stem_map`'s source stem.
     Returns that map.
     """
     same = dataclasses.replace(source.config, stems=target.config.stems,
-                               mixture_consistency=target.config.mixture_consistency)
+                               mixture_consistency=target.config.mixture_consistency,
+                               bias_free_masking=target.config.bias_free_masking)
     if same != target.config:
         diff = [f.name for f in dataclasses.fields(same) if getattr(same, f.name) != getattr(target.config, f.name)]
         raise ValueError(f"cannot warm-start: the models differ in {', '.join(diff)} "
-                         "(only stems and mixture_consistency may differ)")
+                         "(only stems, mixture_consistency and bias_free_masking may differ)")
     mapping = stem_map(target.config.stems, source.config.stems)
     index = [source.config.stems.index(mapping[s]) for s in target.config.stems]
     base = target.config.channels[0]

@@ -1,0 +1,64 @@
+"""Digital silence in gives silence out (below -100 dBFS, no DC) in every backend."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import model
+from model.config import SeparatorConfig
+from model.runtime import StreamingSeparator
+from model.separator import RQVAESeparator
+
+SILENCE_DBFS = -100.0
+
+
+def _peak_dbfs(x: np.ndarray) -> float:
+    return float(20 * np.log10(np.abs(x).max() + 1e-30))
+
+
+def _assert_silent(stems: np.ndarray) -> None:
+    assert _peak_dbfs(stems) < SILENCE_DBFS, f"stems peak at {_peak_dbfs(stems):.1f} dBFS for digital silence"
+    dc = np.abs(stems.mean(axis=-1)).max()
+    assert dc < 10 ** (SILENCE_DBFS / 20), f"DC offset {dc:.2e} for digital silence"
+
+
+def _trained_looking(config: SeparatorConfig) -> RQVAESeparator:
+    """A network whose every bias is far from zero, as after training (the shipped weights'
+    analysis biases reach 0.6)."""
+    torch.manual_seed(0)
+    net = RQVAESeparator(config)
+    with torch.no_grad():
+        for name, p in net.named_parameters():
+            if name.endswith("bias"):
+                p.uniform_(-0.5, 0.5)
+    return net.eval()
+
+
+@pytest.mark.parametrize("backend", ["torch", "numba"])
+@pytest.mark.parametrize("name", ["musdb4", "slakh4"])
+def test_shipped_models_keep_silence(name: str, backend: str) -> None:
+    sep = model.load(name, backend=backend)
+    if not sep.config.bias_free_masking:
+        pytest.skip(f"{name}'s weights predate bias_free_masking (trained with masks over the biased basis)")
+    # one call offline, then block by block after music (the state must decay to silence too)
+    _assert_silent(sep.separate(np.zeros((2, 22050), np.float32)))
+
+
+@pytest.mark.parametrize("backend", ["torch", "numba"])
+@pytest.mark.parametrize("consistency", [False, True])
+def test_biased_network_keeps_silence_streaming(backend: str, consistency: bool) -> None:
+    config = SeparatorConfig(mixture_consistency=consistency)
+    sep = StreamingSeparator(_trained_looking(config), backend=backend)
+    rng = np.random.default_rng(0)
+    sep.process(rng.standard_normal((1, 4096)).astype(np.float32) * 0.3)  # music, then silence
+    sep.process(np.zeros((1, 2048), np.float32))  # the tails of the overlap and delay lines
+    _assert_silent(sep.process(np.zeros((1, 4096), np.float32)))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+def test_cuda_graph_keeps_silence() -> None:
+    sep = StreamingSeparator(_trained_looking(SeparatorConfig()), device="cuda", backend="torch")
+    assert sep.use_cuda_graph
+    sep.process(np.zeros((1, 2048), np.float32))
+    _assert_silent(sep.process(np.zeros((1, 4096), np.float32)))
