@@ -15,8 +15,12 @@ Scores, per stem the model and the data both have:
 - ``sdr_db``: BSSEval v4 SDR from ``museval.evaluate`` on the stereo (or mono) track with 1 s
   windows and hop (the SiSEC 2018 / MUSDB18 setting): median over a track's windows, then
   median over tracks. Optional (slow): ``None`` when skipped.
-``mean_si_sdri_db`` is the mean over stems. Reference stems the model lacks stay in the
-mixture. ``model="mixture"`` scores the mixture as every estimate (0 dB SI-SDRi by construction).
+``mean_si_sdri_db`` is the mean over the scored stems. A stem the model and the data share but
+that is silent in every kept window of every track (e.g. no guitar in the songs scored) has no
+score: it is listed in ``absent_stems``, never scored as NaN (and ``mean_si_sdri_db`` is ``None``
+when no stem was scored). Side by side, :func:`format_table` averages over the stems every
+result scored and names them. Reference stems the model lacks stay in the mixture.
+``model="mixture"`` scores the mixture as every estimate (0 dB SI-SDRi by construction).
 """
 from __future__ import annotations
 
@@ -57,14 +61,15 @@ class EvalResult:
 
     model: str
     tracks: int
-    stems: dict[str, StemScore]
-    mean_si_sdri_db: float
+    stems: dict[str, StemScore]  # the stems scored (active in at least one kept window)
+    mean_si_sdri_db: float | None  # over ``stems``; None when none was scored
     data: str = ""
     format: str = ""
     sample_rate_hz: int = 0
     track_names: list[str] = field(default_factory=list)
     audio_s: float = 0.0  # seconds of audio scored (per channel)
     wall_s: float = 0.0   # time taken: reading, separating and scoring
+    absent_stems: list[str] = field(default_factory=list)  # shared with the data but silent throughout
 
     def to_json(self) -> dict:
         out = asdict(self)
@@ -182,20 +187,38 @@ def evaluate(model: str, data: str | Path, format: str, limit: int | None = None
         audio_s += track.num_samples / rate
         if progress is not None:
             progress(f"{track.name}: {track.num_samples / rate:.1f} s, stems {', '.join(stem_names)}")
-    stems = {}
+    stems, absent = {}, []
     for n, parts in windows.items():
         values = np.concatenate(parts)
-        active = values[~np.isnan(values)]
-        stems[n] = StemScore(float(active.mean()) if active.size else float("nan"),
-                             float(np.median(sdrs[n])) if sdr and sdrs.get(n) else None, int(active.size))
-    mean = [s.si_sdri_db for s in stems.values() if math.isfinite(s.si_sdri_db)]
-    return EvalResult(model, len(track_names), stems, float(np.mean(mean)) if mean else float("nan"),
-                      str(data), format, rate, track_names, round(audio_s, 3),
-                      round(time.perf_counter() - wall0, 3))
+        active = values[~np.isnan(values)]  # the windows where the stem was active
+        if not active.size:
+            absent.append(n)
+            continue
+        stems[n] = StemScore(float(active.mean()), float(np.median(sdrs[n])) if sdr and sdrs.get(n) else None,
+                             int(active.size))
+    mean = float(np.mean([s.si_sdri_db for s in stems.values()])) if stems else None
+    return EvalResult(model, len(track_names), stems, mean, str(data), format, rate, track_names,
+                      round(audio_s, 3), round(time.perf_counter() - wall0, 3), absent)
+
+
+def common_stems(results: Sequence[EvalResult]) -> list[str]:
+    """The stems every result scored, in the first result's order."""
+    if not results:
+        return []
+    return [s for s in results[0].stems if all(s in r.stems for r in results[1:])]
+
+
+def _mean_over(result: EvalResult, stems: Sequence[str]) -> float | None:
+    return float(np.mean([result.stems[s].si_sdri_db for s in stems])) if stems else None
 
 
 def format_table(results: list[EvalResult]) -> str:
-    """A terminal table: one row per stem, SI-SDRi / SDR / windows columns for each result side by side."""
+    """A terminal table: one row per stem, SI-SDRi / SDR / windows columns for each result side by side.
+
+    ``absent``: the stem is shared with the data but silent in every window scored; ``-``: the
+    model has no such stem. When the results scored different stems, the ``mean`` row averages
+    each result over the stems all of them scored, and a line below names those stems.
+    """
     stems = list(dict.fromkeys(s for r in results for s in r.stems))
     head = f"{'stem':<10}" + "".join(f" | {r.model[-24:]:>24} {'SDR dB':>7} {'windows':>7}" for r in results)
     sub = f"{'':<10}" + "".join(f" | {'SI-SDRi dB':>24} {'':>7} {'':>7}" for _ in results)
@@ -203,13 +226,25 @@ def format_table(results: list[EvalResult]) -> str:
 
     def num(x: float | None) -> str:
         return "n/a" if x is None or not math.isfinite(x) else f"{x:.2f}"
+    stems += [s for r in results for s in r.absent_stems if s not in stems]
     for s in stems:
         row = f"{s:<10}"
         for r in results:
             score = r.stems.get(s)
-            row += (f" | {num(score.si_sdri_db):>24} {num(score.sdr_db):>7} {score.windows:>7}" if score
-                    else f" | {'-':>24} {'-':>7} {'-':>7}")
+            if score is not None:
+                row += f" | {num(score.si_sdri_db):>24} {num(score.sdr_db):>7} {score.windows:>7}"
+            else:
+                row += f" | {'absent' if s in r.absent_stems else '-':>24} {'-':>7} {'-':>7}"
         lines.append(row)
-    lines.append(f"{'mean':<10}" + "".join(f" | {num(r.mean_si_sdri_db):>24} {'':>7} {'':>7}" for r in results))
+    common = common_stems(results)
+    differ = any(set(r.stems) != set(results[0].stems) for r in results[1:])
+    means = [_mean_over(r, common) if differ else r.mean_si_sdri_db for r in results]
+    lines.append(f"{'mean*' if differ else 'mean':<10}" + "".join(f" | {num(m):>24} {'':>7} {'':>7}" for m in means))
+    if differ:
+        lines.append(f"* mean over {', '.join(common)}: the stems every model scored" if common
+                     else "* no stem was scored for every model: no mean to compare")
+    absent = sorted({s for r in results for s in r.absent_stems})
+    if absent:
+        lines.append(f"absent: {', '.join(absent)} silent in every window scored (not scored, as in the paper's protocol)")
     lines.append(f"({results[0].tracks} tracks)" if results else "")
     return "\n".join(lines)

@@ -116,3 +116,62 @@ def test_clear_errors(data, tmp_path, capsys):
     assert "no stem in common" in capsys.readouterr().err
     assert main(["eval", "--model", "mixture", "--data", str(data), "--format", "musdb"]) == 2
     assert "no *.stem.mp4 files" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def no_guitar(data, tmp_path_factory) -> Path:
+    """One rendered song as a folder track whose guitar stem is digital silence."""
+    import soundfile
+
+    track = next(read_tracks(data, "slakh", SR, 1, limit=1))
+    out = tmp_path_factory.mktemp("noguitar") / "song"
+    out.mkdir()
+    stems = {**{s: track.stems[s][0] for s in ("bass", "drums", "piano")}, "guitar": np.zeros(track.num_samples)}
+    for name, signal in stems.items():
+        soundfile.write(out / f"{name}.wav", signal, SR, subtype="FLOAT")
+    soundfile.write(out / "mixture.wav", sum(stems.values()), SR, subtype="FLOAT")
+    return out
+
+
+def test_a_stem_silent_in_every_window_is_absent_never_nan(no_guitar, tiny_model, tmp_path, capsys):
+    result = _run(["--model", str(tiny_model), "--data", str(no_guitar), "--format", "folder", "--no-sdr",
+                   "--channels", "1"], tmp_path / "r.json")
+    assert result["absent_stems"] == ["guitar"]
+    assert set(result["stems"]) == {"bass", "drums", "piano"}
+    assert all(math.isfinite(s["si_sdri_db"]) and s["windows"] > 0 for s in result["stems"].values())
+    assert result["mean_si_sdri_db"] == pytest.approx(np.mean([s["si_sdri_db"] for s in result["stems"].values()]),
+                                                      abs=1e-3)
+    table = capsys.readouterr().out
+    guitar_row = next(line for line in table.splitlines() if line.startswith("guitar"))
+    assert "absent" in guitar_row and "nan" not in table.lower()
+
+
+def test_validation_reports_a_silent_stem_as_absent(no_guitar, tiny_model):
+    from model.data.folder import read_folder
+    from model.train import format_validation, validate
+
+    net = model.load_separator(tiny_model)
+    scores = validate(net, [read_folder(no_guitar, SR, 1)])
+    assert set(scores) == {"bass", "drums", "piano", "mean"}
+    assert all(math.isfinite(v) for v in scores.values())
+    assert scores["mean"] == pytest.approx(np.mean([scores[s] for s in ("bass", "drums", "piano")]))
+    assert "guitar absent (silent)" in format_validation(scores, net.config.stems)
+
+
+def test_side_by_side_means_are_over_the_stems_every_model_scored(data, tiny_model, tmp_path):
+    from model.evaluate import common_stems, format_table
+
+    torch.manual_seed(4)
+    musdb_like = model.save_separator(model.RQVAESeparator(small_config(stems=("vocals", "drums", "bass", "other"))).eval(),
+                                      tmp_path / "musdb-like")
+    slakh, musdb = (evaluate(str(m), data, "slakh", limit=1, sdr=False, channels=1) for m in (tiny_model, musdb_like))
+    assert set(slakh.stems) == {"bass", "drums", "guitar", "piano"} and set(musdb.stems) == {"drums", "bass"}
+    assert common_stems([slakh, musdb]) == ["bass", "drums"]
+    lines = format_table([slakh, musdb]).splitlines()
+    mean_row = next(line for line in lines if line.startswith("mean"))
+    expected = [np.mean([r.stems[s].si_sdri_db for s in ("bass", "drums")]) for r in (slakh, musdb)]
+    assert mean_row.startswith("mean*") and [f"{x:.2f}" for x in expected] == mean_row.split()[2::2]
+    assert f"{slakh.mean_si_sdri_db:.2f}" != f"{expected[0]:.2f}"  # the 4-stem mean would be another number
+    assert "* mean over bass, drums: the stems every model scored" in lines
+    same = format_table([slakh, evaluate("mixture", data, "slakh", limit=1, sdr=False, channels=1)])
+    assert "mean*" not in same and "every model scored" not in same  # same stems: the plain means
