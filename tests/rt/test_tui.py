@@ -122,3 +122,19 @@ def test_split_keys_and_load_p99():
     total = np.linspace(0.0, 5.333, 100)  # up to one whole 256-sample period at 48 kHz
     assert load_p99(host, total, 48000) == pytest.approx(np.percentile(total / (256 / 48), 99))
     assert load_p99(np.zeros(0), np.zeros(0), 48000) == 0.0
+
+
+def test_ansi_frame_clips_to_the_terminal_and_keeps_the_styles(surface):
+    import re
+
+    from rich.color import ColorSystem
+
+    from rt.tui import AnsiFrame
+
+    frame = AnsiFrame(ColorSystem.EIGHT_BIT).render(surface.lines(), width=50, height=10)
+    assert frame.startswith("\x1b[H") and frame.endswith("\x1b[J")
+    rows = frame[3:-3].split("\r\n")
+    plain = [re.sub(r"\x1b\[[0-9;]*[mK]", "", r) for r in rows]
+    assert len(rows) == 10 and max(map(len, plain)) == 50
+    assert plain[0].startswith("test title") and "MUTE" not in frame
+    assert "\x1b[1;36m" in frame  # the selected stem in bold cyan
