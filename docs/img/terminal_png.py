@@ -23,7 +23,7 @@ def render(ansi: str, out: str | Path) -> Path:
     from rich.terminal_theme import MONOKAI
     from rich.text import Text
 
-    lines = [Text.from_ansi(line) for line in ansi.rstrip("\n").split("\n")]
+    lines = list(Text.from_ansi(ansi.rstrip("\n")).split("\n", allow_blank=True))  # SGR state crosses lines
     while lines and not lines[-1].plain.strip():
         lines.pop()
     regular, bold = ImageFont.truetype(FONT, FONT_PX), ImageFont.truetype(FONT_BOLD, FONT_PX)
