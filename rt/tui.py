@@ -74,6 +74,8 @@ class EngineView:
     load_p99: float
     underrun_samples: int
     xruns: int
+    mode: str = ""              # the engine's mode: "callback" or "worker"
+    late_callbacks: int = 0   # callback mode: callbacks whose compute exceeded their period
 
 
 def load_p99(host_samples: np.ndarray, total_ms: np.ndarray, host_rate_hz: float) -> float:
@@ -241,11 +243,13 @@ class ControlSurface:
         else:
             out.append(_field("dry/wet", *_bar(state.wet, 20, "blue"),
                               (f" {100 * state.wet:.0f} % wet, {100 * (1 - state.wet):.0f} % dry", "")))
-        out.append(_field("latency", (f"engine {view.engine_latency_ms:.2f} ms ({view.engine_latency_samples:.1f} "
+        mode = f" ({view.mode} mode)" if view.mode else ""
+        out.append(_field("latency", (f"engine{mode} {view.engine_latency_ms:.2f} ms ({view.engine_latency_samples:.1f} "
                                       f"samples); with the device {view.total_latency_ms:.2f} ms "
                                       f"({view.total_latency_samples:.1f} samples)", "")))
         out.append(_field("compute", (f"load p99 {view.load_p99:.2f}   underruns ", ""),
                           (f"{view.underrun_samples} samples", "bold red" if view.underrun_samples else ""),
+                          ("   late callbacks ", ""), (str(view.late_callbacks), "bold red" if view.late_callbacks else ""),
                           ("   xruns ", ""), (str(view.xruns), "bold red" if view.xruns else "")))
         port, mapping = self._midi_lines()
         out.append(_field("MIDI", (port, "")))
@@ -406,7 +410,7 @@ def engine_view(engine, stream) -> Callable[[], EngineView]:
         total = np.array([t.total_ms for t in recent], np.float64)
         return EngineView(latency.engine_samples * 1000.0 / rate, latency.engine_samples, latency.total_ms,
                           latency.total_samples, load_p99(host, total, rate), stats.underrun_samples,
-                          stream.status_flags)
+                          stream.status_flags, engine.mode, stats.late_callbacks)
 
     return read
 

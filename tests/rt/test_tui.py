@@ -14,7 +14,8 @@ from rt.tui import KEYS, ControlSurface, EngineView, load_p99, split_keys
 
 STEMS = ("bass", "drums", "guitar", "piano")
 VIEW = EngineView(engine_latency_ms=3.04, engine_latency_samples=145.9, total_latency_ms=8.37,
-                  total_latency_samples=401.9, load_p99=0.42, underrun_samples=12, xruns=3)
+                  total_latency_samples=401.9, load_p99=0.42, underrun_samples=12, xruns=3, mode="callback",
+                  late_callbacks=5)
 
 
 def screen(surface: ControlSurface) -> str:
@@ -104,8 +105,9 @@ def test_screen_shows_engine_numbers_midi_mapping_meters_and_keys(surface):
     for _ in range(200):
         surface.mixer.mix_into(stems, np.full((2, 256), 0.1, np.float32), 256, out)
     text = screen(surface)
-    assert "engine 3.04 ms (145.9 samples)" in text and "with the device 8.37 ms (401.9 samples)" in text
+    assert "3.04 ms (145.9 samples)" in text and "with the device 8.37 ms (401.9 samples)" in text
     assert "load p99 0.42" in text and "underruns 12 samples" in text and "xruns 3" in text
+    assert "engine (callback mode) 3.04 ms" in text and "late callbacks 5" in text
     assert "stemstream:midi_in" in text and "36 bass" in text and "21 bass" in text and "CC 20" in text
     assert "-6.0" in row(text, "bass") and "-12.0" in row(text, "drums")  # peak of a constant 0.5 / 0.25
     assert "-inf" in row(text, "guitar")
