@@ -36,6 +36,7 @@ import numpy as np
 
 from .meters import FLOOR_DB, StemMeters
 from .midi import MAX_GAIN_DB, MIN_GAIN_DB, MidiController
+from .mixer import StemMixer
 
 REFRESH_HZ = 10.0           # screen redraws per second (<= 30)
 GIL_SWITCH_INTERVAL_S = 0.001  # while the UI runs: the audio callback waits at most this long for the GIL
@@ -45,7 +46,7 @@ GAIN_STEP_DB = 1.0
 WET_STEP = 0.05
 
 KEYS: tuple[tuple[str, str], ...] = (
-    ("Up / Down, 1-9", "select a stem"),
+    ("Up/Down, j/k, 1-9", "select a stem"),
     ("m", "mute / unmute the selected stem"),
     ("s", "solo / unsolo the selected stem"),
     ("+ / -", f"selected stem's gain +{GAIN_STEP_DB:g} / -{GAIN_STEP_DB:g} dB"),
@@ -74,7 +75,7 @@ class EngineView:
     load_p99: float
     underrun_samples: int
     xruns: int
-    mode: str = ""              # the engine's mode: "callback" or "worker"
+    mode: str = ""            # the engine's mode: "callback" or "worker"
     late_callbacks: int = 0   # callback mode: callbacks whose compute exceeded their period
 
 
@@ -116,7 +117,7 @@ class ControlSurface:
         title: the header's text (model, rate, channels, block).
     """
 
-    def __init__(self, mixer, view: Callable[[], EngineView], controller: MidiController | None = None,
+    def __init__(self, mixer: StemMixer, view: Callable[[], EngineView], controller: MidiController | None = None,
                  midi_port: str | None = None, title: str = "stemstream live") -> None:
         self.mixer = mixer
         self.view = view
@@ -259,7 +260,7 @@ class ControlSurface:
         out.append(_field("", (self.message, "italic")))
         if self.show_keys:
             out.append(_rule("keys (? hides)"))
-            out.extend([("  ", ""), (f"{k:<16}", "bold cyan"), (what, "")] for k, what in KEYS)
+            out.extend([("  ", ""), (f"{k:<18}", "bold cyan"), (what, "")] for k, what in KEYS)
         return out
 
     def render(self):
