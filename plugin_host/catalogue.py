@@ -428,7 +428,8 @@ def run_from_args(args) -> int:
             print(f"[{n}/{total}] FAILED {r.input}: {r.error}", file=sys.stderr)
         elif not quiet:
             how = "complete, skipped" if r.status == "skipped" else f"{r.audio_s:.1f} s of audio in {r.wall_s:.1f} s"
-            print(f"[{n}/{total}] {r.input} -> {r.outputs[0].parent if r.outputs else '?'} ({how})", flush=True)
+            where = r.outputs[0] if len(r.outputs) == 1 else r.outputs[0].parent  # a stem file, or the stems' folder
+            print(f"[{n}/{total}] {r.input} -> {where} ({how})", flush=True)
         for note in r.warnings:
             print(f"warning: {r.input}: {note}", file=sys.stderr)
 

@@ -19,7 +19,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "separate", help="separate audio files into stems",
         description="Separate audio files (wav, flac, mp3, ogg, or the mixture of a .stem.mp4) into stems: "
                     "OUT/NAME/STEM.EXT per stem, or one Native Instruments OUT/NAME.stem.mp4 per input.")
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="audio files to separate")
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="audio files; also folders (searched recursively), quoted glob patterns and @LIST files "
+                        "(one input per line), which separate them as a resumable catalogue (docs/plugin_host.md)")
     p.add_argument("--model", default=model.DEFAULT_MODEL,
                    help=f"shipped model name or checkpoint directory (default: {model.DEFAULT_MODEL})")
     p.add_argument("--stems", default=None, help="comma-separated stems to write (default: all of the model's)")
@@ -35,6 +37,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--normalize", action="store_true",
                    help="scale input above full scale down to 0 dBFS (default: such input gives 32-bit float wav)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--jobs", type=int, default=None, metavar="N",
+                   help="catalogue: separate N files at a time in worker processes (rerun to resume)")
+    p.add_argument("--ray", default=None, metavar="ADDRESS",
+                   help="catalogue: one Ray task per file; 'local' starts a local Ray instance, 'auto' joins a "
+                        "running cluster (else starts one), or a cluster address (pip install 'stemstream[ray]')")
     p.set_defaults(func=run_separate)
 
     b = subparsers.add_parser(
@@ -121,6 +128,10 @@ def _progress_bars(quiet: bool):
 
 
 def run_separate(args: argparse.Namespace) -> int:
+    from .catalogue import is_catalogue, run_from_args
+
+    if is_catalogue(args.inputs, args.jobs, args.ray):
+        return run_from_args(args)
     problem = _check_args(args)
     if problem is not None:
         return _fail(problem)

@@ -15,7 +15,7 @@ import pytest
 import soundfile
 
 from plugin_host import StemSeparator
-from plugin_host.batch import separate_files
+from plugin_host.batch import planned_outputs, separate_files
 from plugin_host.catalogue import (CatalogueError, CatalogueSettings, expand_inputs, file_state, marker_path,
                                    run_catalogue)
 
@@ -153,4 +153,37 @@ def test_ray_local_instance_on_two_cpus_equals_one_process(catalogue, reference,
     results = run_catalogue(expand_inputs([str(catalogue)], out), out, _settings(small_model_dir), jobs=2,
                             ray_address="local")
     assert [r.status for r in results] == ["done"] * 4, [r.error for r in results]
+    _same(_outputs(out), reference)
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "stemstream_cli", "separate", *args]
+
+
+def test_a_killed_command_line_run_resumes(catalogue, reference, small_model_dir, tmp_path):
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    args = _cli(str(catalogue), "--out", str(out), "--model", str(small_model_dir), "--jobs", "1")
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:  # SIGKILL once the first file is complete
+        if any('"done"' in m.read_text() for m in out.rglob(".*.stemstream.json")):
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.01)
+    proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be interrupted"
+    stems = StemSeparator(str(small_model_dir)).stems
+    planned = {p: planned_outputs(p, o, stems, "wav", False) for p, o in expand_inputs([str(catalogue)], out)}
+    complete = {p for p, outs in planned.items() if file_state(p, outs, _settings(small_model_dir)) == "complete"}
+    assert 1 <= len(complete) < 4
+    mtimes = {p: [f.stat().st_mtime_ns for f in planned[p]] for p in complete}
+    again = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-2000:]
+    skipped = {Path(line.split("] ", 1)[1].split(" -> ")[0]) for line in again.stdout.splitlines()
+               if "complete, skipped" in line}
+    assert skipped == complete
+    for p in complete:  # not rewritten
+        assert [f.stat().st_mtime_ns for f in planned[p]] == mtimes[p]
+    assert not list(out.rglob(".stemstream-partial-*"))  # the killed worker's temporary folder is gone
     _same(_outputs(out), reference)
