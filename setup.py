@@ -35,6 +35,7 @@ setup(
     ],
     # every import the installed commands make is above: .ci/run installs the package into a clean
     # venv (not editable) and runs each subcommand, so a missing one fails CI
-    extras_require={"test": ["pytest>=7", "hypothesis>=6"]},
+    # ray: `stemstream separate --ray ADDRESS` runs catalogues on a Ray cluster (a 79 MB wheel)
+    extras_require={"test": ["pytest>=7", "hypothesis>=6"], "ray": ["ray>=2.9"]},
     entry_points={"console_scripts": ["stemstream=stemstream_cli:main"]},
 )

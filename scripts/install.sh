@@ -10,6 +10,6 @@ if ! dpkg -s libportaudio2 jackd2 ffmpeg fluidsynth fluid-soundfont-gm timgm6mb-
 fi
 # the CPU build of torch (a bare requirement would pull a multi-GB CUDA build)
 python3 -m pip install -q "torch==2.13.0"
-python3 -m pip install -q -e ".[test]"
+python3 -m pip install -q -e ".[test,ray]"  # ray: the catalogue tests run a local Ray instance
 # pyenv puts console scripts on PATH through shims, made by a rehash
 if command -v pyenv >/dev/null 2>&1; then pyenv rehash; fi
