@@ -26,6 +26,7 @@ import numpy as np
 LIBSNDFILE_SUFFIXES = (".wav", ".wave", ".flac", ".aif", ".aiff", ".aifc", ".ogg", ".oga", ".w64", ".rf64", ".caf")
 STEM_SUFFIXES = (".stem.mp4", ".stem.m4a")
 READ_BLOCK_FRAMES = 65536
+LIBSNDFILE_READ_FRAMES = 4096  # frames per libsndfile call
 # a lossy stream's declared duration includes encoder priming and padding the decoder drops
 DURATION_TOLERANCE_S = 0.1
 DURATION_TOLERANCE_FRACTION = 0.002
@@ -210,15 +211,25 @@ class AudioReader:
     def _libsndfile_blocks(self, block_frames: int) -> Iterator[np.ndarray]:
         import soundfile
 
+        # small reads gathered into blocks: a decoder error mid-file loses at most one small read
+        step = min(block_frames, LIBSNDFILE_READ_FRAMES)
+        pieces: list[np.ndarray] = []
+        held = 0
         try:
             with soundfile.SoundFile(str(self.info.path)) as f:
                 while True:
-                    data = f.read(block_frames, dtype="float32", always_2d=True)  # [n, C]
+                    data = f.read(step, dtype="float32", always_2d=True)  # [n, C]
                     if data.shape[0] == 0:
-                        return
-                    yield np.ascontiguousarray(data.T)
+                        break
+                    pieces.append(data)
+                    held += data.shape[0]
+                    if held >= block_frames:
+                        yield np.ascontiguousarray(np.concatenate(pieces).T)
+                        pieces, held = [], 0
         except (soundfile.LibsndfileError, RuntimeError) as exc:
             self.decoder_errors.append(str(exc))
+        if pieces:
+            yield np.ascontiguousarray(np.concatenate(pieces).T)
 
     def _ffmpeg_blocks(self, block_frames: int) -> Iterator[np.ndarray]:
         channels = self.info.channels

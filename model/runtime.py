@@ -182,9 +182,12 @@ class StreamingSeparator:
     def separate(self, audio: np.ndarray) -> np.ndarray:
         """Whole signal ``[C, T]`` from a reset state -> stems ``[S, C, T]`` aligned with it.
 
-        The runtime is reset before and after, so a running stream must not share it.
+        The runtime is reset before and after, so a running stream must not share it;
+        ``nonfinite_samples`` then holds this call's count of zeroed NaN/inf samples.
         """
+        self.nonfinite_samples = 0
         x = self._validate(audio)
+        nonfinite = self.nonfinite_samples
         self.reset()
         channels, n = x.shape
         self._bind_channels(channels)
@@ -196,7 +199,6 @@ class StreamingSeparator:
         out = np.zeros((len(self.stems), channels, padded_n), np.float32)
         for start in range(0, padded_n, chunk):
             out[:, :, start:start + chunk] = self._run(padded[:, start:start + chunk])
-        nonfinite = self.nonfinite_samples
         self.reset()
         self.nonfinite_samples = nonfinite
         return out[:, :, delay:delay + n]

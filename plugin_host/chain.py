@@ -16,9 +16,8 @@ from typing import Any
 import numpy as np
 import pedalboard
 
-from model.runtime import check_channels_first
-
 from .fifo import SampleFifo
+from .layout import check_planar
 from .processor import PedalboardProcessor, check_sample_rate
 
 PROBE_MAX_CALLS = 512  # bound on the silent blocks fed to measure a native segment's latency
@@ -285,8 +284,7 @@ class Chain(PedalboardProcessor):
 
         NaN/inf samples are replaced by zeros and counted in :attr:`nonfinite_samples` (with a warning).
         """
-        check_channels_first(audio.shape)
-        audio = self.zero_nonfinite(audio)
+        audio = self.zero_nonfinite(check_planar(audio))
         self._last_call = (sample_rate, audio.shape[0], audio.shape[1], buffer_size)
         channels = audio.shape[0]
         if audio.shape[1] == 0:

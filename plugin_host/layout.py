@@ -13,6 +13,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from model.runtime import check_channels_first
+
 
 class Layout(Enum):
     """How a caller's array holds its channels."""
@@ -64,6 +66,16 @@ def check_audio(audio: object) -> np.ndarray:
     if array.ndim not in (1, 2):
         detect_layout(array.shape, None)  # raises the dimension error
     return array
+
+
+def check_planar(audio: object) -> np.ndarray:
+    """``audio`` checked as ``[C, T]`` float audio (what ``process_channels_first`` takes), as float32."""
+    array = check_audio(audio)
+    if array.ndim != 2:
+        raise ValueError(f"process_channels_first takes 2-D [channels, samples], got shape {array.shape}: use "
+                         "x[None, :] for mono, or process(), which takes pedalboard's layouts")
+    check_channels_first(array.shape)
+    return np.asarray(array, dtype=np.float32)
 
 
 def finite(audio: np.ndarray) -> tuple[np.ndarray, int]:

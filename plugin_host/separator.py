@@ -9,26 +9,30 @@ from pathlib import Path
 import numpy as np
 
 from model import DEFAULT_MODEL, RQVAESeparator, StreamingSeparator
-from model.runtime import check_channels_first
 from model import load as load_model
-from rt.latency import LatencyBreakdown, latency_breakdown
-from rt.resample import StreamingResampler
+from rt.fullband import FullBandSplitter
+from rt.fullband import warmup as warmup_fullband
+from rt.latency import LatencyBreakdown, latency_breakdown, resamplers
 from rt.resample import warmup as warmup_resampler
 
 from .fifo import SampleFifo
-from .layout import check_audio, finite, from_planar, to_planar
+from .layout import check_audio, check_planar, finite, from_planar, to_planar
 from .processor import PedalboardProcessor, check_sample_rate
 
 SEPARATE_CHUNK_SAMPLES = 65536  # host samples per step in separate(); bounds memory, not results
 
 
 class _RateStream:
-    """Host-rate stream ``[C, n] -> [K, C, n]``: resample, separate, weight stems, resample back.
+    """Host-rate stream ``[C, n] -> [K, C, n]``: resample, separate, resample back, put back the
+    band above the model's (:class:`rt.fullband.FullBandSplitter`), weight the stems.
 
     ``weights [K, S]`` turn the model's ``S`` stems into ``K`` outputs (one weighted mix, or every
-    stem). The output is delayed by the pipeline's delay; every call returns exactly ``n`` samples
-    (the resamplers emit ``ceil(n_in * ratio)`` samples, so at least as many as came in reach the
-    queue and it never runs dry).
+    stem). At another rate than the model's, a dry channel (the model's input delayed by its
+    latency) rides through the output resampler beside the stems; the input minus it is the band
+    the model lacks, shared out among the stems so that they sum to the delayed input over the
+    whole band. The output is delayed by the pipeline's (whole) delay; every call returns exactly
+    ``n`` samples (the resamplers emit ``ceil(n_in * ratio)`` samples, so at least as many as came
+    in reach the queue and it never runs dry).
     """
 
     def __init__(self, runtime: StreamingSeparator, host_rate_hz: int, channels: int,
@@ -37,24 +41,35 @@ class _RateStream:
         self.host_rate_hz = host_rate_hz
         self.channels = channels
         self.weights = weights.astype(np.float32)
-        k = weights.shape[0]
-        self._resample_in = self._resample_out = None
-        if host_rate_hz != runtime.sample_rate_hz:
-            warmup_resampler()
-            self._resample_in = StreamingResampler(host_rate_hz, runtime.sample_rate_hz, channels)
-            self._resample_out = StreamingResampler(runtime.sample_rate_hz, host_rate_hz, k * channels)
+        n_stems = len(runtime.stems)
         self.breakdown = latency_breakdown(runtime, host_rate_hz)
         self.latency_samples = int(round(self.breakdown.engine_samples))
-        self._fifo = SampleFifo((k, channels))
+        self._resample_in = self._resample_out = self._fullband = None
+        if host_rate_hz != runtime.sample_rate_hz:
+            warmup_resampler()
+            warmup_fullband()
+            self._resample_in, self._resample_out = resamplers(runtime, host_rate_hz, channels,
+                                                               (n_stems + 1) * channels)
+            self._dry = SampleFifo((channels,), prefill_samples=runtime.latency_samples)
+            # the input delayed like the stems (the resampler may run a few samples ahead of it)
+            self._delayed_input = SampleFifo((channels,), prefill_samples=self.latency_samples)
+            self._fullband = FullBandSplitter(n_stems, channels, 0, host_rate_hz, runtime.sample_rate_hz)
+        self._fifo = SampleFifo((weights.shape[0], channels))
 
     def step(self, x: np.ndarray) -> np.ndarray:
         """``x [C, n]`` -> ``[K, C, n]`` delayed by ``latency_samples``."""
-        model_in = self._resample_in.process(x) if self._resample_in is not None else x
-        stems = self.runtime.process(model_in)                           # [S, C, m]
-        outputs = np.tensordot(self.weights, stems, axes=1)              # [K, C, m]
-        if self._resample_out is not None:
-            k, c, m = outputs.shape
-            outputs = self._resample_out.process(outputs.reshape(k * c, m)).reshape(k, c, -1)
+        if self._resample_in is None:
+            outputs = np.tensordot(self.weights, self.runtime.process(x), axes=1)  # [K, C, n]
+        else:
+            model_in = self._resample_in.process(x)
+            stems = self.runtime.process(model_in)                           # [S, C, m]
+            self._dry.push(model_in)
+            s, c, m = stems.shape
+            both = np.concatenate([stems, self._dry.pop(m)[None]]).reshape((s + 1) * c, m)
+            host = self._resample_out.process(both).reshape(s + 1, c, -1)   # [S + 1, C, r]
+            self._delayed_input.push(x)
+            full = self._fullband.process(self._delayed_input.pop(host.shape[-1]), host[s], host[:s])
+            outputs = np.tensordot(self.weights, full, axes=1)
         self._fifo.push(outputs)
         return self._fifo.pop(x.shape[1])
 
@@ -172,8 +187,7 @@ class StemSeparator(PedalboardProcessor):
     def process_channels_first(self, audio: np.ndarray, sample_rate: int, buffer_size: int = 8192,
                                reset: bool = True) -> np.ndarray:
         """:meth:`process` on checked ``[C, T]`` float32 audio (what :class:`Chain` calls); NaN/inf zeroed."""
-        check_channels_first(audio.shape)
-        audio = self.zero_nonfinite(audio)
+        audio = self.zero_nonfinite(check_planar(audio))
         channels = audio.shape[0]
         if reset:
             self.runtime.reset()
@@ -219,8 +233,7 @@ class StemSeparator(PedalboardProcessor):
         def checked() -> Iterator[np.ndarray]:
             nonlocal stream, zeroed
             for block in blocks:
-                block = np.asarray(block, dtype=np.float32)
-                check_channels_first(block.shape)
+                block = check_planar(block)
                 if stream is None:
                     eye = np.eye(len(self.runtime.stems), dtype=np.float32)
                     stream = _RateStream(self.runtime, rate, block.shape[0], eye)
