@@ -43,6 +43,7 @@ GIL_SWITCH_INTERVAL_S = 0.001  # while the UI runs: the audio callback waits at 
 METER_RANGE_DB = 60.0       # a meter shows -60..0 dBFS
 METER_WIDTH = 30            # characters (a stem row fits 100 columns)
 GAIN_STEP_DB = 1.0
+STALL_WARNING_S = 1.0       # no metered block for this long: the screen says the audio stopped
 WET_STEP = 0.05
 
 KEYS: tuple[tuple[str, str], ...] = (
@@ -130,6 +131,7 @@ class ControlSurface:
         self.show_keys = False
         self.message = "? shows the keys"
         self._learn_target: str | None = None
+        self._blocks_seen, self._blocks_changed_at = -1, time.monotonic()
 
     def attach(self) -> None:
         """Let the mixer feed this surface's meters (one reference assignment; before the stream starts)."""
@@ -248,6 +250,11 @@ class ControlSurface:
         out.append(_field("latency", (f"engine{mode} {view.engine_latency_ms:.2f} ms ({view.engine_latency_samples:.1f} "
                                       f"samples); with the device {view.total_latency_ms:.2f} ms "
                                       f"({view.total_latency_samples:.1f} samples)", "")))
+        stalled_s = self.stalled_s()
+        if stalled_s >= STALL_WARNING_S:
+            out.append(_field("AUDIO", (f"no block metered for {stalled_s:.1f} s: the audio server is not calling the "
+                                        "stream (is its input connected? JACK drops a client too slow for its period)",
+                                        "bold red")))
         out.append(_field("compute", (f"load p99 {view.load_p99:.2f}   underruns ", ""),
                           (f"{view.underrun_samples} samples", "bold red" if view.underrun_samples else ""),
                           ("   late callbacks ", ""), (str(view.late_callbacks), "bold red" if view.late_callbacks else ""),
@@ -262,6 +269,13 @@ class ControlSurface:
             out.append(_rule("keys (? hides)"))
             out.extend([("  ", ""), (f"{k:<18}", "bold cyan"), (what, "")] for k, what in KEYS)
         return out
+
+    def stalled_s(self) -> float:
+        """Seconds since the meters last saw a block (0 while blocks flow); read at each redraw."""
+        blocks, now = int(self.meters.blocks[0]), time.monotonic()
+        if blocks != self._blocks_seen:
+            self._blocks_seen, self._blocks_changed_at = blocks, now
+        return now - self._blocks_changed_at
 
     def render(self):
         """The screen as one rich ``Text`` (for tests, screenshots and consoles that are not a terminal)."""

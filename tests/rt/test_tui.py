@@ -140,3 +140,18 @@ def test_ansi_frame_clips_to_the_terminal_and_keeps_the_styles(surface):
     assert len(rows) == 10 and max(map(len, plain)) == 50
     assert plain[0].startswith("test title") and "MUTE" not in frame
     assert "\x1b[1;36m" in frame  # the selected stem in bold cyan
+
+
+def test_a_stream_that_stops_being_called_is_flagged(surface, monkeypatch):
+    import rt.tui
+
+    clock = [100.0]
+    monkeypatch.setattr(rt.tui.time, "monotonic", lambda: clock[0])
+    stems, dry, out = np.zeros((4, 2, 64), np.float32), np.zeros((2, 64), np.float32), np.zeros((2, 64), np.float32)
+    surface.mixer.mix_into(stems, dry, 64, out)
+    assert "no block metered" not in screen(surface)
+    clock[0] += 0.5
+    surface.mixer.mix_into(stems, dry, 64, out)  # blocks keep coming
+    assert "no block metered" not in screen(surface)
+    clock[0] += 2.5  # then none for 2.5 s
+    assert "no block metered for 2.5 s" in screen(surface)
