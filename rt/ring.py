@@ -1,11 +1,16 @@
 """``RingBuffer``: a lock-free single-producer / single-consumer float32 ring of ``[C, capacity]``.
 
 The producer thread only ever writes the write counter, the consumer thread only the read
-counter; both are monotonically increasing int64 counters in separate numpy arrays, stored
-after (writer) or before (reader) the samples they publish. The hot paths are numba
-``@njit(cache=True)`` kernels over preallocated arrays: no allocation per call. The kernels
-keep the GIL (no ``nogil``): a Python audio callback holds it anyway, and a copy of a block
-takes microseconds; the one-writer-per-counter layout is what makes the ring correct.
+counter; both are monotonically increasing int64 counters in separate numpy arrays. The hot
+paths are numba ``@njit(cache=True)`` kernels over preallocated arrays: no allocation per call.
+
+What makes it thread-safe is the GIL, not memory ordering: the kernels keep the GIL (no
+``nogil``), so a write kernel (samples, then its counter) and a read kernel never run at the
+same time, and each sees the other's completed stores. The kernels issue no fences or atomic
+operations; the source order "samples first, counter last" is what a nogil or C port would
+need, but numba/LLVM may reorder plain stores, so without the GIL this ring would need
+explicit atomics. One writer per counter keeps producer and consumer from ever writing the
+same word. (A Python audio callback holds the GIL anyway, and a block copy takes microseconds.)
 
 Overflow policy: ``write`` never overwrites unread samples. When the ring is full it writes
 what fits, drops the newest rest and adds the dropped samples to ``overflows``.
@@ -40,7 +45,7 @@ def _write_kernel(buf, writer, reader, x, frame_major):
             buf[c, start:start + first] = x[c, :first]
             buf[c, :todo - first] = x[c, first:todo]
     writer[1] += n - todo
-    writer[0] = w + todo  # published after the samples
+    writer[0] = w + todo  # after the samples (ordering guaranteed by the GIL, see the module docstring)
     return todo
 
 
@@ -66,7 +71,7 @@ def _read_kernel(buf, writer, reader, out, frame_major):
             out[c, first:todo] = buf[c, :todo - first]
             out[c, todo:] = 0.0
     reader[1] += n - todo
-    reader[0] = r + todo  # published after the samples were taken
+    reader[0] = r + todo  # after the samples were taken (ordering guaranteed by the GIL)
     return todo
 
 
