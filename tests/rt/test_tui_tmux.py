@@ -1,7 +1,9 @@
 """``stemstream live`` used as a person uses it: in a terminal (tmux), keys typed, the screen read, the sound heard.
 
-tmux runs ``stemstream live`` on the JACK server (dummy driver, the CI's 48 kHz / 256); a JACK
-client of this test plays noise into the program's input ports and records its output port.
+tmux runs ``stemstream live`` on a JACK server of this test's own (dummy driver, 48 kHz / 256 as
+the CI's default server: with a server of its own the program's PortAudio client is the only one,
+whatever other tests run at the same time); a JACK client of this test plays noise into the
+program's input ports and records its output port.
 Keys go in with ``tmux send-keys``, the screen comes back with ``tmux capture-pane``, and
 every change typed must show on the screen and in the recorded audio.
 """
@@ -65,7 +67,7 @@ class Tmux:
 class NoiseLoop:
     """A JACK client: plays stationary noise into the ports it is connected to, records into a preallocated buffer."""
 
-    def __init__(self, jack, seconds: float) -> None:
+    def __init__(self, jack, seconds: float, server: str) -> None:
         # a 1 s loop of noise below 8 kHz: inside the model's band (22.05 kHz rate), where the dry
         # path the input meter reads is the input itself
         spectrum = np.fft.rfft(np.random.default_rng(7).standard_normal(RATE_HZ))
@@ -74,7 +76,7 @@ class NoiseLoop:
         self.noise = (NOISE_RMS * noise / np.sqrt(np.mean(noise ** 2))).astype(np.float32)
         self.recorded = np.zeros(int(seconds * RATE_HZ), np.float32)
         self.play_pos = self.rec_pos = 0
-        self.client = jack.Client("stemstream-tui-test")
+        self.client = jack.Client("stemstream-tui-test", servername=server)
         self.out = self.client.outports.register("out")
         self.inp = self.client.inports.register("in")
         self.client.set_process_callback(self._process)
@@ -123,6 +125,24 @@ def _portaudio_clients(client) -> set[str]:
 
 
 @pytest.fixture
+def jack_server_of_our_own():
+    """A private JACK server (dummy driver, 48 kHz / 256) named ``stemstream-tui-<pid>``; its name."""
+    name = f"stemstream-tui-{os.getpid()}"
+    env = {**os.environ, "JACK_NO_AUDIO_RESERVATION": "1", "JACK_DEFAULT_SERVER": name}
+    proc = subprocess.Popen(["jackd", "-n", name, "--no-realtime", "-d", "dummy", "-r", str(RATE_HZ), "-p", "256"],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        subprocess.run(["jack_wait", "-w", "-t", "10"], env=env, capture_output=True, check=False)
+        yield name
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@pytest.fixture
 def model_dir(tmp_path):
     torch.manual_seed(0)
     path = tmp_path / "small"
@@ -130,11 +150,16 @@ def model_dir(tmp_path):
     return path
 
 
-def test_keys_typed_in_tmux_mute_and_change_gain_on_screen_and_in_the_sound(jack, model_dir, tmp_path):
-    loop = NoiseLoop(jack, seconds=90.0)
+def test_keys_typed_in_tmux_mute_and_change_gain_on_screen_and_in_the_sound(jack_server_of_our_own, model_dir,
+                                                                              tmp_path):
+    import jack
+
+    server = jack_server_of_our_own
+    loop = NoiseLoop(jack, seconds=90.0, server=server)
     before = _portaudio_clients(loop.client)
     err_file, rc_file = tmp_path / "stderr.txt", tmp_path / "rc.txt"
-    command = (f"cd {os.getcwd()} && env -u COLUMNS -u LINES {sys.executable} -m stemstream_cli live "
+    command = (f"cd {os.getcwd()} && env -u COLUMNS -u LINES JACK_DEFAULT_SERVER={server} "
+               f"{sys.executable} -m stemstream_cli live "
                f"--model {model_dir} --stems bass --prefill-ms 40 2> {err_file}; echo $? > {rc_file}; sleep 60")
     tmux = Tmux(command)
     try:
