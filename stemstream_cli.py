@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 
@@ -18,13 +19,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt("SIGTERM")
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run one subcommand; Ctrl-C or SIGTERM at any moment (imports included) stops it without a
+    traceback: status 130 (Ctrl-C) or 143 (SIGTERM). Commands that hold work print their own summary."""
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
+        args = build_parser().parse_args(argv)
         return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        print("stopped", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        sigterm = str(exc) == "SIGTERM"
+        print(f"stopped by {'SIGTERM' if sigterm else 'Ctrl-C'}", file=sys.stderr)
+        return 143 if sigterm else 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":
