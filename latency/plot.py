@@ -50,7 +50,8 @@ def profile_figure(results: list[ProfileResult]):
     with plt.rc_context({"font.size": 11, "axes.titlesize": 11, "axes.labelsize": 11, "xtick.labelsize": 10,
                          "ytick.labelsize": 10, "legend.fontsize": 10, "figure.titlesize": 13}):
         summary_h, row_h = 4.2, 3.0
-        fig = plt.figure(figsize=(13, 1.6 + summary_h + row_h * len(results)), layout="constrained")
+        width_in = max(13.0, 1.5 * len(results))  # room for every block's label in the summary
+        fig = plt.figure(figsize=(width_in, 1.6 + summary_h + row_h * len(results)), layout="constrained")
         grid = fig.add_gridspec(1 + len(results), 2, height_ratios=[summary_h] + [row_h] * len(results),
                                 width_ratios=[1, 2])
         _draw_summary(fig.add_subplot(grid[0, :], label=SUMMARY_AXES_LABEL), results)
@@ -66,9 +67,9 @@ def profile_figure(results: list[ProfileResult]):
 
 
 def block_label(row: ProfileRow) -> str:
-    """E.g. ``"128 @ 22.05 kHz\\n5.80 ms\\n256 @ 44.1k, 279 @ 48k"``: the block in model samples, ms, host samples."""
+    """E.g. ``"128 @ 22.05 kHz\\n5.80 ms\\n256 @ 44.1 kHz\\n279 @ 48 kHz"``: the block in model samples, ms, host samples."""
     rate, ms = row.sample_rate_hz, 1000.0 * row.block / row.sample_rate_hz
-    host = ", ".join(f"{row.block * r / rate:.0f} @ {r / 1000:g}k" for r in HOST_RATES_HZ if r != rate)
+    host = "\n".join(f"{row.block * r / rate:.0f} @ {r / 1000:g} kHz" for r in HOST_RATES_HZ if r != rate)
     return f"{row.block} @ {rate / 1000:g} kHz\n{ms:.2f} ms" + (f"\n{host}" if host else "")
 
 

@@ -82,7 +82,7 @@ def test_block_sizes_are_given_in_model_samples_ms_and_host_samples(figure):
     labels = [t.get_text() for t in summary.get_xticklabels()]
     # 128 samples at 22.05 kHz = 5.80 ms = 256 samples at 44.1 kHz = 278.6 at 48 kHz
     assert "128 @ 22.05 kHz" in labels[1] and "5.80 ms" in labels[1]
-    assert "256 @ 44.1k" in labels[1] and "279 @ 48k" in labels[1]
+    assert "256 @ 44.1 kHz" in labels[1] and "279 @ 48 kHz" in labels[1]
 
 
 def test_plot_file_is_drawn_at_a_readable_size(results, tmp_path):
