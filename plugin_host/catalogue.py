@@ -204,6 +204,17 @@ def file_state(input_path: Path, outputs: Sequence[Path], settings: CatalogueSet
     return "complete" if same_input and marker.get("settings") == settings.fingerprint() else "stale"
 
 
+def _why_stale(input_path: Path, outputs: Sequence[Path], settings: CatalogueSettings) -> str:
+    """What differs for a ``stale`` file: the input, or which settings."""
+    marker = _read_marker(marker_path(outputs, input_path)) or {}
+    if {k: marker.get(k) for k in ("input", "input_size", "input_mtime_ns")} != _input_fingerprint(input_path):
+        return "the input changed (size or modification time) since its outputs were made"
+    old, new = marker.get("settings") or {}, settings.fingerprint()
+    keys = sorted(k for k in new.keys() | old.keys() if old.get(k) != new.get(k))
+    return "its outputs were made with other settings (" + ", ".join(f"{k}: {old.get(k)} -> {new.get(k)}"
+                                                                     for k in keys) + ")"
+
+
 def plan(pairs: Sequence[tuple[Path, Path]], settings: CatalogueSettings, model_stems: Sequence[str],
          with_mix: bool, overwrite: bool) -> tuple[list[Job], list[JobResult]]:
     """Jobs for the files to separate, and results for those skipped (complete) or refused."""
@@ -229,9 +240,8 @@ def plan(pairs: Sequence[tuple[Path, Path]], settings: CatalogueSettings, model_
         if state == "complete":
             done.append(JobResult(path, "skipped", list(outputs)))
         elif state == "stale" and not overwrite:
-            done.append(JobResult(path, "failed", error="its outputs were made from another version of this input or "
-                                                        "with other settings; pass --overwrite to redo them, or "
-                                                        "choose another --out"))
+            done.append(JobResult(path, "failed", error=f"{_why_stale(path, outputs, settings)}; pass --overwrite "
+                                                        "to redo them, or choose another --out"))
         else:
             jobs.append(Job(path, outputs, marker_path(outputs, path), state, overwrite or state != "new"))
     return jobs, done

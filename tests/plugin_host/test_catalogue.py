@@ -131,7 +131,7 @@ def test_a_rerun_skips_complete_files_and_redoes_partial_and_changed_ones(catalo
     try:
         stale = run_catalogue(pairs, out, settings)
         assert [r.status for r in stale] == ["failed", "skipped", "skipped", "skipped"]
-        assert "another version of this input" in stale[0].error and "--overwrite" in stale[0].error
+        assert "the input changed" in stale[0].error and "--overwrite" in stale[0].error
         assert [r.status for r in run_catalogue(pairs, out, settings, overwrite=True)][0] == "done"
     finally:
         _same(_outputs(out), reference)
