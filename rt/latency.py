@@ -1,10 +1,12 @@
 """The engine's latency, split into its parts, in host samples; one function computes it for every user."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import TYPE_CHECKING
 
-from .resample import StreamingResampler
+from .resample import ZERO_CROSSINGS, StreamingResampler
 
 if TYPE_CHECKING:
     from model import StreamingSeparator
@@ -47,6 +49,34 @@ class LatencyBreakdown:
                 "total_ms": self.total_ms}
 
 
+def output_delay_padding(host_rate_hz: int, model_rate_hz: int, model_latency_samples: int) -> int:
+    """Upsampled-rate samples of extra delay for the output resampler that make the whole
+    pipeline's delay (input resampler + model + output resampler) a whole number of host samples.
+
+    Zero when the host rate is a multiple of the model's (44.1 kHz over 22.05 kHz); at 48 kHz over
+    22.05 kHz it adds 68/147 of a host sample (363.54 -> 364). A whole delay lets the full-band step
+    (:mod:`rt.fullband`) line the input up with the stems sample for sample.
+    """
+    if host_rate_hz == model_rate_hz:
+        return 0
+    g = math.gcd(host_rate_hz, model_rate_hz)
+    host_g, model_g = host_rate_hz // g, model_rate_hz // g
+    # each resampler's filter delay is ZERO_CROSSINGS * max(up, down) upsampled samples
+    delay_in_model = Fraction(ZERO_CROSSINGS * max(host_g, model_g), host_g)   # model samples
+    delay_out = Fraction(ZERO_CROSSINGS * max(host_g, model_g), model_g)       # host samples
+    total = (delay_in_model + model_latency_samples) * Fraction(host_rate_hz, model_rate_hz) + delay_out
+    return int((-total * model_g) % model_g)
+
+
+def resamplers(runtime: "StreamingSeparator", host_rate_hz: int, channels_in: int,
+               channels_out: int) -> tuple[StreamingResampler, StreamingResampler]:
+    """The pipeline's input (host -> model rate, ``channels_in``) and output (model -> host rate,
+    ``channels_out``) resamplers, the output one padded by :func:`output_delay_padding`."""
+    padding = output_delay_padding(host_rate_hz, runtime.sample_rate_hz, runtime.latency_samples)
+    return (StreamingResampler(host_rate_hz, runtime.sample_rate_hz, channels_in),
+            StreamingResampler(runtime.sample_rate_hz, host_rate_hz, channels_out, delay_padding=padding))
+
+
 def latency_breakdown(runtime: "StreamingSeparator", host_rate_hz: int, prefill_samples: int = 0,
                       host_input_samples: float = 0.0, host_output_samples: float = 0.0) -> LatencyBreakdown:
     """Delay from input to output of ``runtime`` run at ``host_rate_hz`` (resampled to the model's
@@ -57,8 +87,7 @@ def latency_breakdown(runtime: "StreamingSeparator", host_rate_hz: int, prefill_
     """
     to_host = host_rate_hz / runtime.sample_rate_hz
     resampling = host_rate_hz != runtime.sample_rate_hz
-    rs_in = StreamingResampler(host_rate_hz, runtime.sample_rate_hz, 1).delay_samples if resampling else 0.0
-    rs_out = StreamingResampler(runtime.sample_rate_hz, host_rate_hz, 1).delay_samples if resampling else 0.0
+    rs_in, rs_out = (r.delay_samples for r in resamplers(runtime, host_rate_hz, 1, 1)) if resampling else (0.0, 0.0)
     return LatencyBreakdown(host_rate_hz=int(host_rate_hz), host_input_samples=float(host_input_samples),
                             host_output_samples=float(host_output_samples), ring_prefill_samples=int(prefill_samples),
                             resampler_in_samples=rs_in * to_host, model_samples=runtime.latency_samples * to_host,

@@ -12,7 +12,9 @@ One block of ``n`` host samples ``[C, n]`` goes through:
    input delayed by the model's latency) rides the same queue;
 3. the output resampler (model -> host rate, every stem and the dry channel) into a host-rate
    FIFO, from which exactly ``n`` samples are taken;
-4. the full-band step (:mod:`rt.fullband`, when present) and the mixer
+4. the full-band step (:class:`rt.fullband.FullBandSplitter`, when the host rate differs from
+   the model's: the band the model lacks, input minus the dry channel, is shared out among the
+   stems, so they sum to the delayed input over the whole band) and the mixer
    (:meth:`StemMixer.mix_into`: gains, mute, solo, dry/wet with ramps).
 
 Why exactly ``n`` samples are always there: after ``N`` host inputs the input resampler has
@@ -33,13 +35,9 @@ import numpy as np
 
 from model import StreamingSeparator
 
+from .fullband import FullBandSplitter
+from .latency import latency_breakdown, resamplers
 from .mixer import StemMixer
-from .resample import StreamingResampler
-
-try:  # host-rate mixture consistency over the whole band (rt/fullband.py), when it exists
-    from .fullband import FullBandSplitter
-except ImportError:  # pragma: no cover - depends on the tree's state
-    FullBandSplitter = None
 
 
 @numba.njit(cache=True)
@@ -130,10 +128,9 @@ class SeparationPipeline:
 
             self._step = NumbaFrameStep(separator.model, separator.n_q, self.channels)
         s1, c = self.n_stems + 1, self.channels
-        self._rs_in = StreamingResampler(self.host_rate_hz, separator.sample_rate_hz, c)
+        self._rs_in, self._rs_out = resamplers(separator, self.host_rate_hz, c, s1 * c)
         self._rs_in.reserve(self.max_block_samples)
         max_model = self._rs_in.max_outputs(self.max_block_samples)
-        self._rs_out = StreamingResampler(separator.sample_rate_hz, self.host_rate_hz, s1 * c)
         self._rs_out.reserve(max_model)
         self._x = np.zeros((c, self.max_block_samples), np.float32)              # host input block
         self._model_in = np.zeros((c, frame + max_model), np.float32)            # model-rate FIFO
@@ -150,7 +147,10 @@ class SeparationPipeline:
         self._host_stems, self._host_dry = host_q3[:self.n_stems], host_q3[self.n_stems]
         self._y = np.zeros((mixer.output_channels, self.max_block_samples), np.float32)
         self._fullband = None
-        if FullBandSplitter is not None:
+        if self.host_rate_hz != separator.sample_rate_hz:  # the band above the model's goes back in
+            delay = latency_breakdown(separator, self.host_rate_hz).engine_samples  # whole (padded resampler)
+            self._fullband = FullBandSplitter(self.n_stems, c, round(delay), self.host_rate_hz,
+                                              separator.sample_rate_hz)
             self._fullband_out = np.zeros((self.n_stems, c, self.max_block_samples), np.float32)
         self.reset()
 
@@ -158,13 +158,6 @@ class SeparationPipeline:
     def fullband(self) -> bool:
         """Whether the stems are made to sum to the delayed input over the whole band (rt/fullband.py)."""
         return self._fullband is not None
-
-    def enable_fullband(self, delay_samples: int) -> None:
-        """Use :class:`rt.fullband.FullBandSplitter` after the output resampler (needs an integer delay)."""
-        if FullBandSplitter is None:
-            raise RuntimeError("rt/fullband.py is not in this tree")
-        self._fullband = FullBandSplitter(self.n_stems, self.channels, int(delay_samples), self.host_rate_hz,
-                                          self.separator.sample_rate_hz)
 
     def reset(self) -> None:
         """Forget the stream: zero every state and FIFO (the queues start with their fixed waits)."""
@@ -244,7 +237,9 @@ class SeparationPipeline:
             h = n
         stems = self._host_stems
         if self._fullband is not None:
-            self._fullband.process_into(self._x[:, :n], self._host_stems[:, :, :n], self._fullband_out[:, :, :n])
+            # the dry channel becomes the delayed input itself (full band) in place
+            self._fullband.process_into(self._x[:, :n], self._host_dry[:, :n], self._host_stems[:, :, :n],
+                                        self._fullband_out[:, :, :n], self._host_dry[:, :n])
             stems = self._fullband_out
         self.mixer.mix_into(stems, self._host_dry, n, self._y)
         _shift_left(self._host_q, n, h)
@@ -253,11 +248,13 @@ class SeparationPipeline:
 
 def warmup() -> None:
     """Compile this module's kernels (and the mixer's and resampler's) before a stream starts."""
+    from .fullband import warmup as warmup_fullband
     from .mixer import warmup as warmup_mixer
     from .resample import warmup as warmup_resampler
 
     warmup_mixer()
     warmup_resampler()
+    warmup_fullband()
     frames, block = np.zeros((4, 2), np.float32), np.zeros((2, 4), np.float32)
     _frames_to_channels(frames, 0, 4, block)
     _channels_to_frames(block, 4, frames, 0)

@@ -123,10 +123,12 @@ class StreamingResampler:
     the lower rate each side, pass band to 90 % of the lower Nyquist, about 80 dB stop band.
     """
 
-    def __init__(self, in_rate_hz: int, out_rate_hz: int, channels: int) -> None:
+    def __init__(self, in_rate_hz: int, out_rate_hz: int, channels: int, delay_padding: int = 0) -> None:
         for name, value in (("in_rate_hz", in_rate_hz), ("out_rate_hz", out_rate_hz), ("channels", channels)):
             if int(value) != value or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if int(delay_padding) != delay_padding or delay_padding < 0:
+            raise ValueError(f"delay_padding must be a whole number >= 0, got {delay_padding!r}")
         self.in_rate_hz = int(in_rate_hz)
         self.out_rate_hz = int(out_rate_hz)
         self.channels = int(channels)
@@ -138,8 +140,10 @@ class StreamingResampler:
             self.delay_samples = 0.0
             self._table = np.zeros((1, 1), np.float32)
         else:
-            taps = design_filter(self.up, self.down)
-            self.delay_samples = ((taps.shape[0] - 1) / 2) / self.down
+            # delay_padding zeros before the filter delay it by that many upsampled-rate samples
+            # (1 / down output samples each): a pipeline uses it to make its total delay whole
+            taps = np.concatenate([np.zeros(int(delay_padding)), design_filter(self.up, self.down)])
+            self.delay_samples = ((taps.shape[0] - 1 + int(delay_padding)) / 2) / self.down
             self._table = polyphase_table(taps, self.up)
         self._n_taps = self._table.shape[1]
         self.reset()

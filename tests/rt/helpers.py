@@ -7,7 +7,8 @@ import numpy as np
 import torch
 
 import model
-from rt.resample import StreamingResampler
+from rt.fullband import FullBandSplitter
+from rt.latency import latency_breakdown, resamplers
 from tests.conftest import small_config
 
 
@@ -22,18 +23,29 @@ def offline_reference(separator: model.StreamingSeparator, audio: np.ndarray, ho
     """What the engine must play for ``audio [C, T]`` with constant stem ``gains [S]`` and wet = 1.
 
     The offline separation (``separate`` at the model's rate, of the input resampled by the
-    same resampler) is delayed by the model's latency, mixed, resampled back and preceded by
-    the prefill: ``[C, length]``.
+    same resampler) and the resampled input beside it (the dry channel) are delayed by the
+    model's latency and resampled back; at another rate than the model's the band above the
+    model's goes back in (:class:`rt.fullband.FullBandSplitter` over the whole signal); then the
+    stems are mixed and preceded by the prefill: ``[C, length]``.
     """
     sep = model.StreamingSeparator(copy.deepcopy(separator.model))
-    channels = audio.shape[0]
-    down = StreamingResampler(host_rate_hz, sep.sample_rate_hz, channels)
-    at_model_rate = np.concatenate([down.process(audio), down.flush()], axis=1)
-    stems = sep.separate(at_model_rate)  # [S, C, m] aligned with its input
-    delayed = np.concatenate([np.zeros(stems.shape[:2] + (sep.latency_samples,), np.float32), stems], axis=2)
-    mixed = np.einsum("s,scn->cn", gains.astype(np.float32), delayed)
-    up = StreamingResampler(sep.sample_rate_hz, host_rate_hz, channels)
-    y = np.concatenate([np.zeros((channels, prefill_samples), np.float32), up.process(mixed)], axis=1)
+    channels, n_stems = audio.shape[0], len(sep.stems)
+    if host_rate_hz == sep.sample_rate_hz:
+        stems = sep.separate(audio)
+        delayed = np.concatenate([np.zeros(stems.shape[:2] + (sep.latency_samples,), np.float32), stems], axis=2)
+        host = delayed[..., :audio.shape[1]]
+    else:
+        down, up = resamplers(sep, host_rate_hz, channels, (n_stems + 1) * channels)
+        at_model_rate = np.concatenate([down.process(audio), down.flush()], axis=1)
+        both = np.concatenate([sep.separate(at_model_rate), at_model_rate[None]])  # stems + dry [S + 1, C, m]
+        delayed = np.concatenate([np.zeros(both.shape[:2] + (sep.latency_samples,), np.float32), both], axis=2)
+        host = up.process(delayed.reshape((n_stems + 1) * channels, -1)).reshape(n_stems + 1, channels, -1)
+        n = min(host.shape[-1], audio.shape[1])
+        delay = round(latency_breakdown(sep, host_rate_hz).engine_samples)
+        splitter = FullBandSplitter(n_stems, channels, delay, host_rate_hz, sep.sample_rate_hz)
+        host = splitter.process(audio[:, :n], host[n_stems, :, :n], host[:n_stems, :, :n])
+    mixed = np.einsum("s,scn->cn", gains.astype(np.float32), host)
+    y = np.concatenate([np.zeros((channels, prefill_samples), np.float32), mixed], axis=1)
     return y[:, :length]
 
 

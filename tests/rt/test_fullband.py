@@ -1,0 +1,100 @@
+"""The full band: stems sum to the delayed host-rate input, the band above the model's kept."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import soxr
+
+from plugin_host import StemSeparator
+from rt.fullband import FullBandSplitter, highpass_biquad
+from rt.latency import latency_breakdown, output_delay_padding
+
+DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo.flac"
+
+
+def _band_energy(x: np.ndarray, sample_rate_hz: int, low_hz: float, high_hz: float) -> float:
+    freqs = np.fft.rfftfreq(x.shape[-1], 1 / sample_rate_hz)
+    power = np.abs(np.fft.rfft(x, axis=-1)) ** 2
+    return float(power[..., (freqs >= low_hz) & (freqs < high_hz)].sum())
+
+
+@pytest.fixture(scope="module")
+def demo_44k() -> np.ndarray:
+    x, rate = sf.read(DEMO, dtype="float32", frames=44100 * 4)
+    assert rate == 44100
+    return np.ascontiguousarray(x.T)
+
+
+@pytest.mark.parametrize("rate", [44100, 48000])
+def test_stems_sum_to_the_input_over_the_whole_band(demo_44k: np.ndarray, rate: int) -> None:
+    x = demo_44k if rate == 44100 else np.ascontiguousarray(soxr.resample(demo_44k.T, 44100, rate).T)
+    stems = StemSeparator("musdb4").separate(x, rate)  # aligned: latency compensated
+    total = sum(stems.values())
+    null_db = 10 * np.log10(np.sum((total - x) ** 2) / np.sum(x ** 2))
+    assert null_db <= -60.0, f"stems sum to the input only to {null_db:.1f} dB"
+    top_in = _band_energy(x, rate, 11500, rate / 2)
+    top_out = _band_energy(total, rate, 11500, rate / 2)
+    assert abs(10 * np.log10(top_out / top_in)) < 0.1, "the band above 11.5 kHz is not kept"
+    # the top band goes where the stems' own top band is: the bass stem gets next to none of it
+    assert _band_energy(stems["bass"], rate, 11500, rate / 2) < 1e-3 * top_in
+    assert _band_energy(stems["drums"], rate, 11500, rate / 2) > 0.1 * top_in
+
+
+@pytest.mark.parametrize("rate", [44100, 48000, 32000, 96000])
+def test_pipeline_delay_is_whole_samples(rate: int) -> None:
+    from model import load
+
+    breakdown = latency_breakdown(load("musdb4"), rate)
+    assert breakdown.engine_samples == round(breakdown.engine_samples)
+    assert breakdown.engine_samples - 1 < (breakdown.resampler_in_samples + breakdown.model_samples
+                                           + breakdown.resampler_out_samples) <= breakdown.engine_samples
+    assert output_delay_padding(44100, 22050, 135) == 0  # a whole ratio needs none
+
+
+def test_any_block_size_gives_the_same_output() -> None:
+    rng = np.random.default_rng(1)
+    n = 5000
+    mixture, lowband = rng.standard_normal((2, n)).astype(np.float32), rng.standard_normal((2, n)).astype(np.float32)
+    stems = rng.standard_normal((3, 2, n)).astype(np.float32)
+    whole = FullBandSplitter(3, 2, 37, 44100, 22050).process(mixture, lowband, stems)
+    splitter = FullBandSplitter(3, 2, 37, 44100, 22050)
+    pieces, start = [], 0
+    for size in [1, 0, 5, 36, 37, 38, 200, 1000] * 20:
+        stop = min(n, start + size)
+        pieces.append(splitter.process(mixture[:, start:stop], lowband[:, start:stop], stems[..., start:stop]))
+        start = stop
+    pieces.append(splitter.process(mixture[:, start:], lowband[:, start:], stems[..., start:]))
+    np.testing.assert_allclose(np.concatenate(pieces, axis=-1), whole, rtol=0, atol=1e-6)
+    # and the shares always sum to one: stems + rest add up to the delayed input exactly
+    delayed = np.concatenate([np.zeros((2, 37), np.float32), mixture[:, :-37]], axis=-1)
+    np.testing.assert_allclose(whole.sum(0), stems.sum(0) + delayed - lowband, atol=1e-4)
+
+
+def test_highpass_guide_filter() -> None:
+    coeffs = highpass_biquad(6615.0, 44100)
+    b, a = coeffs[:3], np.concatenate([[1.0], coeffs[3:]])
+    def gain(f: float) -> float:
+        z = np.exp(-2j * np.pi * f / 44100 * np.arange(3))
+        return abs(np.dot(b, z) / np.dot(a, z))
+    assert gain(6615.0) == pytest.approx(2 ** -0.5, rel=1e-3)  # -3 dB at the corner
+    assert gain(100.0) < 1e-3 and gain(20000.0) == pytest.approx(1.0, abs=0.02)
+    with pytest.raises(ValueError, match="Nyquist"):
+        highpass_biquad(30000.0, 44100)
+
+
+@pytest.mark.parametrize("rate", [44100, 48000])
+def test_engine_dry_signal_is_the_full_band_input_delayed(rate: int) -> None:
+    from rt.engine import Engine
+    from rt.filedrive import drive
+    from tests.rt.helpers import small_separator
+
+    engine = Engine(small_separator(), rate, 1, 256, mode="callback")
+    engine.mixer.set_wet(0.0)
+    x = np.random.default_rng(2).standard_normal((1, rate // 4)).astype(np.float32) * 0.1  # white: every band
+    y = drive(engine, x)
+    d = round(engine.latency().engine_samples)
+    np.testing.assert_allclose(y[:, d:x.shape[1]], x[:, :x.shape[1] - d], atol=1e-6)
+    engine.close()
