@@ -123,6 +123,9 @@ def expand_inputs(specs: Sequence[str], out_dir: str | Path) -> list[tuple[Path,
     pairs: list[tuple[Path, Path]] = []
 
     def add(spec: str, origin: str) -> None:
+        if Path(spec).is_file():  # first: "Song [Live].flac" is a file, not a pattern
+            pairs.append((Path(spec), out_dir))
+            return
         if spec.startswith("@"):
             listing = Path(spec[1:])
             try:
@@ -408,7 +411,8 @@ def is_catalogue(inputs: Sequence[str], jobs: int | None, ray_address: str | Non
     """Whether ``stemstream separate`` runs as a catalogue: ``--jobs``, ``--ray``, or an input
     that is a folder, a glob pattern or an ``@LIST``."""
     return (jobs is not None or ray_address is not None
-            or any(s.startswith("@") or glob.has_magic(s) or Path(s).is_dir() for s in inputs))
+            or any(not Path(s).is_file() and (s.startswith("@") or glob.has_magic(s) or Path(s).is_dir())
+                   for s in inputs))
 
 
 def run_from_args(args) -> int:

@@ -16,8 +16,8 @@ import soundfile
 
 from plugin_host import StemSeparator
 from plugin_host.batch import planned_outputs, separate_files
-from plugin_host.catalogue import (CatalogueError, CatalogueSettings, expand_inputs, file_state, marker_path,
-                                   run_catalogue)
+from plugin_host.catalogue import (CatalogueError, CatalogueSettings, expand_inputs, file_state, is_catalogue,
+                                   marker_path, run_catalogue)
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "examples" / "demo.flac"
@@ -76,6 +76,10 @@ def test_folders_globs_and_lists_expand_to_files_with_mirrored_output_folders(ca
     pairs = expand_inputs([f"@{listing}", str(catalogue / "a.flac"), f"{catalogue}/**/*.wav"], out)
     assert [p.name for p, _ in pairs] == ["b.wav", "c.flac", "a.flac", "d.wav"]  # in order, no repeats
     assert all(o == out for _, o in pairs)
+    brackets = tmp_path / "Song [Live].flac"  # an existing file is a file, though its name looks like a pattern
+    shutil.copy(catalogue / "a.flac", brackets)
+    assert expand_inputs([str(brackets)], out) == [(brackets, out)]
+    assert not is_catalogue([str(brackets)], None, None) and is_catalogue([f"{catalogue}/*.wav"], None, None)
     inside = catalogue.parent / "inside-out"  # an --out inside the searched folder is not searched
     (inside / "x").mkdir(parents=True)
     shutil.copy(catalogue / "a.flac", inside / "x" / "stem.flac")
