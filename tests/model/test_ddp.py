@@ -25,7 +25,7 @@ import model
 from model.data.packed import pack_tracks
 from model.data.track import Track
 from model.separator import RQVAESeparator
-from model.train import PRESETS, TrainSettings, Trainer
+from model.train import PRESETS, TrainSettings, Trainer, _agree_to_stop
 
 SR = 22050
 STEMS = ("vocals", "drums", "bass", "other")
@@ -97,6 +97,9 @@ def _rank_main(rank: int, world: int, port: int, settings: dict, stop_after: int
             trainer.save()
         torch.save(trainer.net.state_dict(), out / f"rank{rank}-first.pt")
         dist.barrier()
+        # a time budget that runs out on one rank stops every rank (one all-reduce per step)
+        cpu = torch.device("cpu")
+        assert _agree_to_stop(rank == 1, world, cpu) and not _agree_to_stop(False, world, cpu)
         del trainer
         resumed = Trainer(TrainSettings(**settings), resume=True)  # new model, optimizer, sampler
         resumed.run()
