@@ -3,6 +3,7 @@ mode rule, and the block-size errors."""
 from __future__ import annotations
 
 import math
+import threading
 import time
 
 import numpy as np
@@ -103,3 +104,30 @@ def test_a_block_too_short_for_the_callback_is_a_clear_error():
     far more than the 21 us a sample lasts at 48 kHz."""
     with pytest.raises(BlockSizeError, match="use a smaller model|use a larger block"):
         Engine(small_separator(), 48000, 1, 1, mode="callback")
+
+
+def test_the_callback_never_waits_for_the_controls_lock():
+    """Setters serialise on the mixer's lock; the audio side only reads the published targets.
+    With the lock held (a setter mid-update, or stuck), callbacks still run, and the next
+    published change reaches them."""
+    engine = Engine(small_separator(), 48000, 1, 256, mode="callback")
+    engine.prepare()
+    indata = np.full((256, 1), 0.5, np.float32)
+    outdata = np.zeros((256, 1), np.float32)
+    done = threading.Event()
+
+    def run_callbacks() -> None:
+        for _ in range(50):
+            engine.callback(indata, outdata)
+        done.set()
+
+    with engine.mixer._lock:
+        worker = threading.Thread(target=run_callbacks)
+        worker.start()
+        assert done.wait(10.0), "the callback blocked on the controls' lock"
+    worker.join()
+    engine.mixer.set_wet(0.0)  # dry: the input delayed, after a ramp
+    for _ in range(20):
+        engine.callback(indata, outdata)
+    np.testing.assert_allclose(outdata[:, 0], 0.5, atol=1e-3)
+    engine.close()
