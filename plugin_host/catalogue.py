@@ -334,9 +334,9 @@ def _run_ray(jobs: list[Job], settings: CatalogueSettings, address: str, cpus: i
     try:
         task = ray.remote(num_cpus=1, max_retries=2)(run_job)  # a lost worker's file is simply redone
         pending = [task.remote(job, settings) for job in jobs]
-        while pending:
-            ready, pending = ray.wait(pending, num_returns=1)
-            yield ray.get(ready[0])
+        while pending:  # whatever finished within a second (one wait per file would be O(files^2))
+            ready, pending = ray.wait(pending, num_returns=min(len(pending), 64), timeout=1.0)
+            yield from ray.get(ready)
     finally:
         ray.shutdown()
 
