@@ -12,11 +12,11 @@ python3 -m venv "$WORK/venv"
 PY="$WORK/venv/bin/python"
 SS="$WORK/venv/bin/stemstream"
 # the CPU build of torch (a bare requirement would pull a multi-GB CUDA build); then the package itself
-"$PY" -m pip install -q "torch==2.13.0"
+"$PY" -m pip install -q --no-compile "torch==2.13.0"
 # from a copy of the tracked files (what a clean clone holds; the build leaves nothing in the repository)
 mkdir -p "$WORK/src"
 git -C "$REPO" ls-files -z | (cd "$REPO" && tar --null --ignore-failed-read -T - -cf - 2>/dev/null) | tar -xf - -C "$WORK/src"
-"$PY" -m pip install -q "$WORK/src"
+"$PY" -m pip install -q --no-compile "$WORK/src"
 echo "fresh venv: installed in $((SECONDS - START)) s"
 cd "$WORK"   # never the repository: its sources must not be importable from here
 "$PY" - <<'EOF'
