@@ -41,6 +41,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from model.audio_io import LIBSNDFILE_SUFFIXES, STEM_SUFFIXES
+from model.audio_out import TEMP_PREFIX  # OutputSet's temporary folders, which killed workers leave
 
 from .audio_io import check_outputs
 from .batch import SeparateOptions, planned_outputs, separate_file, track_name
@@ -48,7 +49,6 @@ from .batch import SeparateOptions, planned_outputs, separate_file, track_name
 # what a folder search picks up (ffmpeg decodes the lossy ones)
 AUDIO_SUFFIXES = LIBSNDFILE_SUFFIXES + (".mp3", ".m4a", ".aac", ".opus", ".wma")
 MARKER_SUFFIX = ".stemstream.json"
-TEMP_PREFIX = ".stemstream-partial-"  # model.audio_out.OutputSet's temporary folders
 
 
 class CatalogueError(ValueError):
