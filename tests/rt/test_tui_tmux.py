@@ -9,6 +9,7 @@ every change typed must show on the screen and in the recorded audio.
 """
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -64,45 +65,82 @@ class Tmux:
         subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True)
 
 
-class NoiseLoop:
-    """A JACK client: plays stationary noise into the ports it is connected to, records into a preallocated buffer."""
+# The JACK client of the test runs in a process of its own: libjack serves one server per process,
+# and the test process may be a client of the default server already (other rt tests, PortAudio).
+_NOISE_LOOP = r"""
+import json, sys
+import numpy as np, jack
+rate, rms, seconds = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
+# a 1 s loop of noise below 8 kHz: inside the model's band (22.05 kHz rate), where the dry path
+# the input meter reads is the input itself
+spectrum = np.fft.rfft(np.random.default_rng(7).standard_normal(rate))
+spectrum[np.fft.rfftfreq(rate, 1 / rate) > 8000] = 0
+noise = np.fft.irfft(spectrum, rate)
+noise = (rms * noise / np.sqrt(np.mean(noise ** 2))).astype(np.float32)
+recorded = np.zeros(int(seconds * rate), np.float32)
+pos = [0, 0]  # played, recorded
+client = jack.Client("stemstream-tui-test")
+out, inp = client.outports.register("out"), client.inports.register("in")
 
-    def __init__(self, jack, seconds: float, server: str) -> None:
-        # a 1 s loop of noise below 8 kHz: inside the model's band (22.05 kHz rate), where the dry
-        # path the input meter reads is the input itself
-        spectrum = np.fft.rfft(np.random.default_rng(7).standard_normal(RATE_HZ))
-        spectrum[np.fft.rfftfreq(RATE_HZ, 1 / RATE_HZ) > 8000] = 0
-        noise = np.fft.irfft(spectrum, RATE_HZ)
-        self.noise = (NOISE_RMS * noise / np.sqrt(np.mean(noise ** 2))).astype(np.float32)
-        self.recorded = np.zeros(int(seconds * RATE_HZ), np.float32)
-        self.play_pos = self.rec_pos = 0
-        self.client = jack.Client("stemstream-tui-test", servername=server)
-        self.out = self.client.outports.register("out")
-        self.inp = self.client.inports.register("in")
-        self.client.set_process_callback(self._process)
-        self.client.activate()
+@client.set_process_callback
+def process(frames):
+    out.get_array()[:] = noise[(pos[0] + np.arange(frames)) % rate]
+    pos[0] += frames
+    k = max(0, min(frames, len(recorded) - pos[1]))
+    recorded[pos[1]:pos[1] + k] = inp.get_array()[:k]
+    pos[1] += k
 
-    def _process(self, frames: int) -> None:
-        idx = (self.play_pos + np.arange(frames)) % self.noise.shape[0]
-        self.out.get_array()[:] = self.noise[idx]
-        self.play_pos += frames
-        r = self.rec_pos
-        k = max(0, min(frames, self.recorded.shape[0] - r))
-        self.recorded[r:r + k] = self.inp.get_array()[:k]
-        self.rec_pos = r + k
-
-    def level(self, seconds: float) -> float:
-        """RMS of the last ``seconds`` recorded over its 256-sample chunks that are not silent (an xrun's
-        gap does not count); 0 when all are silent."""
-        end = self.rec_pos
-        x = self.recorded[end - int(seconds * RATE_HZ):end]
+client.activate()
+print("ready", flush=True)
+for line in sys.stdin:
+    cmd, *args = line.split()
+    if cmd == "clients":
+        reply = sorted({p.name.split(":")[0] for p in client.get_ports("PortAudio")})
+    elif cmd == "connect":
+        client.connect(*args)
+        reply = "ok"
+    elif cmd == "level":  # RMS over the last seconds' 256-sample chunks that are not silent (xrun gaps)
+        x = recorded[max(0, pos[1] - int(float(args[0]) * rate)):pos[1]]
         power = (x[: len(x) // 256 * 256].reshape(-1, 256).astype(np.float64) ** 2).mean(axis=1)
         sounding = power[power > 0]
-        return float(np.sqrt(sounding.mean())) if len(sounding) else 0.0
+        reply = float(np.sqrt(sounding.mean())) if len(sounding) else 0.0
+    else:
+        break
+    print(json.dumps(reply), flush=True)
+client.deactivate()
+client.close()
+"""
+
+
+class NoiseLoop:
+    """A JACK client (in its own process) that plays stationary noise and records what it is connected to."""
+
+    def __init__(self, server: str, seconds: float) -> None:
+        env = {**os.environ, "JACK_DEFAULT_SERVER": server}
+        self.proc = subprocess.Popen([sys.executable, "-c", _NOISE_LOOP, str(RATE_HZ), str(NOISE_RMS), str(seconds)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
+        assert self.proc.stdout.readline().strip() == "ready"
+
+    def _ask(self, *words) -> object:
+        self.proc.stdin.write(" ".join(map(str, words)) + "\n")
+        self.proc.stdin.flush()
+        return json.loads(self.proc.stdout.readline())
+
+    def portaudio_clients(self) -> set[str]:
+        return set(self._ask("clients"))
+
+    def connect(self, source: str, destination: str) -> None:
+        self._ask("connect", source, destination)
+
+    def level(self, seconds: float) -> float:
+        """RMS of the last ``seconds`` recorded (silent 256-sample chunks, xrun gaps, left out; 0 if all are)."""
+        return float(self._ask("level", seconds))
 
     def close(self) -> None:
-        self.client.deactivate()
-        self.client.close()
+        try:
+            self.proc.communicate("quit\n", timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
 
 
 def _row(text: str, stem: str) -> str:
@@ -118,10 +156,6 @@ def _levels(row: str) -> tuple[float, float, float]:
     match = _LEVELS.search(row)
     assert match, row
     return tuple(float(v) for v in match.groups())
-
-
-def _portaudio_clients(client) -> set[str]:
-    return {p.name.split(":")[0] for p in client.get_ports("PortAudio")}
 
 
 @pytest.fixture
@@ -152,11 +186,9 @@ def model_dir(tmp_path):
 
 def test_keys_typed_in_tmux_mute_and_change_gain_on_screen_and_in_the_sound(jack_server_of_our_own, model_dir,
                                                                               tmp_path):
-    import jack
-
     server = jack_server_of_our_own
-    loop = NoiseLoop(jack, seconds=90.0, server=server)
-    before = _portaudio_clients(loop.client)
+    loop = NoiseLoop(server, seconds=90.0)
+    before = loop.portaudio_clients()
     err_file, rc_file = tmp_path / "stderr.txt", tmp_path / "rc.txt"
     command = (f"cd {os.getcwd()} && env -u COLUMNS -u LINES JACK_DEFAULT_SERVER={server} "
                f"{sys.executable} -m stemstream_cli live "
@@ -164,12 +196,12 @@ def test_keys_typed_in_tmux_mute_and_change_gain_on_screen_and_in_the_sound(jack
     tmux = Tmux(command)
     try:
         tmux.wait_for(lambda s: "stems (post-gain)" in s, STARTUP_TIMEOUT_S, "the control surface")
-        new = _portaudio_clients(loop.client) - before
+        new = loop.portaudio_clients() - before
         assert len(new) == 1, f"expected one new PortAudio client, found {new}"
         name = new.pop()
         for port in (f"{name}:in_0", f"{name}:in_1"):
-            loop.client.connect(loop.out, port)
-        loop.client.connect(f"{name}:out_0", loop.inp)
+            loop.connect("stemstream-tui-test:out", port)
+        loop.connect(f"{name}:out_0", "stemstream-tui-test:in")
         time.sleep(1.5)  # output flows; the meters' RMS average (0.3 s time constant) settles
         screen = tmux.screen()
         assert _levels(_row(screen, "bass"))[2] == 0.0 and "not in --stems" in _row(screen, "drums")
