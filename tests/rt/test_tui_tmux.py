@@ -71,8 +71,8 @@ _NOISE_LOOP = r"""
 import json, sys
 import numpy as np, jack
 rate, rms, seconds = int(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3])
-# a 1 s loop of noise below 8 kHz: inside the model's band (22.05 kHz rate), where the dry path
-# the input meter reads is the input itself
+# a 1 s loop of noise below 8 kHz: inside the model's band (22.05 kHz rate) too, so the input meter
+# (the mixer's dry signal) reads the input whole whether or not the engine's dry path is full band
 spectrum = np.fft.rfft(np.random.default_rng(7).standard_normal(rate))
 spectrum[np.fft.rfftfreq(rate, 1 / rate) > 8000] = 0
 noise = np.fft.irfft(spectrum, rate)
