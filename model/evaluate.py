@@ -245,6 +245,7 @@ def format_table(results: list[EvalResult]) -> str:
                      else "* no stem was scored for every model: no mean to compare")
     absent = sorted({s for r in results for s in r.absent_stems})
     if absent:
-        lines.append(f"absent: {', '.join(absent)} silent in every window scored (not scored, as in the paper's protocol)")
+        lines.append(f"absent: {', '.join(absent)} silent in every window scored "
+                     "(not scored, as in the paper's protocol)")
     lines.append(f"({results[0].tracks} tracks)" if results else "")
     return "\n".join(lines)

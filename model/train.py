@@ -278,7 +278,8 @@ class Trainer:
         cpu_deadline = time.process_time() + 60 * s.max_cpu_minutes if s.max_cpu_minutes > 0 else math.inf
         while self.step < s.steps:
             out_of_time = time.monotonic() > deadline or time.process_time() > cpu_deadline
-            if (deadline < math.inf or cpu_deadline < math.inf) and _agree_to_stop(out_of_time, self.world, self.device):
+            budget = deadline < math.inf or cpu_deadline < math.inf
+            if budget and _agree_to_stop(out_of_time, self.world, self.device):
                 # a time-boxed burst: save and stop (every rank at the same step)
                 if self.rank == 0:
                     self.save()
@@ -296,7 +297,8 @@ class Trainer:
                 self.save()
             if self.valid_tracks and (self.step % s.valid_every == 0 or self.step == s.steps):
                 scores = validate(self.ema, self.valid_tracks)  # a stem silent in every song is absent
-                self._log("valid.csv", {"step": self.step, **{k: scores.get(k, "") for k in (*self.config.stems, "mean")}})
+                row = {k: scores.get(k, "") for k in (*self.config.stems, "mean")}  # absent: an empty cell
+                self._log("valid.csv", {"step": self.step, **row})
                 bar.write(f"step {self.step}: validation SI-SDRi " + format_validation(scores, self.config.stems))
         bar.close()
         if self.world > 1:

@@ -162,8 +162,8 @@ def test_side_by_side_means_are_over_the_stems_every_model_scored(data, tiny_mod
     from model.evaluate import common_stems, format_table
 
     torch.manual_seed(4)
-    musdb_like = model.save_separator(model.RQVAESeparator(small_config(stems=("vocals", "drums", "bass", "other"))).eval(),
-                                      tmp_path / "musdb-like")
+    net = model.RQVAESeparator(small_config(stems=("vocals", "drums", "bass", "other"))).eval()
+    musdb_like = model.save_separator(net, tmp_path / "musdb-like")
     slakh, musdb = (evaluate(str(m), data, "slakh", limit=1, sdr=False, channels=1) for m in (tiny_model, musdb_like))
     assert set(slakh.stems) == {"bass", "drums", "guitar", "piano"} and set(musdb.stems) == {"drums", "bass"}
     assert common_stems([slakh, musdb]) == ["bass", "drums"]
