@@ -87,7 +87,7 @@ def leftovers(folder: Path) -> list[Path]:
 # (input, extra arguments, exit status, text in stderr, whether stems are written)
 SEPARATE_CASES = {
     "missing": ("missing", [], 2, "missing.wav: no such file", False),
-    "directory": ("directory", [], 2, "is a directory, not an audio file; pass the files in it", False),
+    "empty directory": ("directory", [], 2, "no audio files in this folder", False),  # a folder is a catalogue
     "zero bytes": ("zero_bytes", [], 2, "is empty (0 bytes)", False),
     "not audio": ("text", [], 1, "cannot decode", False),
     "no samples": ("no_samples", [], 1, "holds no audio samples", False),
