@@ -87,17 +87,11 @@ def _read_weights(directory: Path) -> tuple[Path, dict[str, torch.Tensor]]:
     raise CheckpointError(f"no weights in {directory}: expected {SAFETENSORS_FILE} or {TORCH_FILE}")
 
 
-# parameters earlier versions had and this one drops: the mask head's synthesis bias only added a
-# constant (DC) to each stem, and without it digital silence separates into exact zeros
-_DROPPED_KEYS = ("synthesis.conv.bias",)
-
-
 def load_separator(name_or_path: str | Path) -> RQVAESeparator:
     """The network (eval mode, CPU) of a shipped model's name or a checkpoint directory."""
     directory = resolve(name_or_path)
     config = _read_config(directory)
     weights_path, state = _read_weights(directory)
-    state = {k: v for k, v in state.items() if k not in _DROPPED_KEYS}
     model = RQVAESeparator(config)
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))

@@ -253,13 +253,13 @@ def _elu_conv_transpose(x, weight, bias, stride, overlap, skip, out):
 
 
 @_jit
-def _masked_synthesis(x, mask_weight, mask_bias, basis, basis_bias, synth_weight, stride,
+def _masked_synthesis(x, mask_weight, mask_bias, basis, basis_bias, synth_weight, synth_bias, stride,
                       masks, overlap, stems):
     """Mask head: ``sigmoid(1x1(elu(x [N, T, C0])))`` masks the coefficients ``basis [N, T, C0]``
-    minus ``basis_bias [C0]`` once per stem, and each stem's grouped, bias-free transposed conv
-    decodes it into ``stems [S, N, T * stride]``.
+    minus ``basis_bias [C0]`` once per stem, and each stem's grouped transposed conv decodes it
+    into ``stems [S, N, T * stride]``.
 
-    ``mask_weight [C0, S * C0]``, ``synth_weight [S, C0, K]``; work
+    ``mask_weight [C0, S * C0]``, ``synth_weight [S, C0, K]``, ``synth_bias [S]``; work
     ``masks [S * C0]``; state ``overlap [N, S, K - stride + T * stride]`` (stem-major).
     """
     n_streams, t_len, c0 = x.shape
@@ -287,7 +287,7 @@ def _masked_synthesis(x, mask_weight, mask_bias, basis, basis_bias, synth_weight
                         dst[t * stride + j] += w[j] * a
         for s in range(n_stems):
             for r in range(n_out):
-                stems[s, n, r] = overlap[n, s, r]
+                stems[s, n, r] = overlap[n, s, r] + synth_bias[s]
             for r in range(tail):
                 overlap[n, s, r] = overlap[n, s, n_out + r]
 
@@ -486,6 +486,8 @@ class _MaskHead:
         # [C0]: with bias_free_masking the masks gate the coefficients without the analysis bias
         self.basis_bias = _copy(analysis.conv.bias) if bias_free else np.zeros_like(_copy(analysis.conv.bias))
         self.synth_weight = _copy(synthesis.conv.weight.reshape(n_stems, -1, k))  # [S, C0, K]
+        bias = synthesis.conv.bias  # none with bias_free_masking
+        self.synth_bias = _copy(bias) if bias is not None else np.zeros(n_stems, np.float32)
         self.stride, self.tail_rows = synthesis.stride, synthesis.tail_samples
         self.frames_out = frames_in * synthesis.stride
 
@@ -498,7 +500,7 @@ class _MaskHead:
 
     def __call__(self, x: np.ndarray, basis: np.ndarray, stems: np.ndarray) -> None:
         _masked_synthesis(x, self.mask_weight, self.mask_bias, basis, self.basis_bias, self.synth_weight,
-                          self.stride, self.masks, self.overlap, stems)
+                          self.synth_bias, self.stride, self.masks, self.overlap, stems)
 
 
 class _WaveformHead:

@@ -82,9 +82,9 @@ class RQVAESeparator(nn.Module):
         n_stems, base, s0 = len(c.stems), c.channels[0], c.strides[0]
         if c.output == "mask":
             self.mask = CausalConv1d(base, n_stems * base, 1, causal=causal)
-            # no synthesis bias: masked zeros decode to exact zeros (silence stays silent, no DC)
+            # bias_free_masking: no synthesis bias either, so masked zeros decode to exact zeros
             self.synthesis = CausalConvTranspose1d(n_stems * base, n_stems, c.kernel_factor * s0, s0,
-                                                   causal=causal, groups=n_stems, bias=False)
+                                                   causal=causal, groups=n_stems, bias=not c.bias_free_masking)
         else:
             self.head = CausalConvTranspose1d(base, n_stems, c.kernel_factor * s0, s0, causal=causal)
         self.mixture_delay = SampleDelay(1, c.output_delay_samples) if c.mixture_consistency else None
@@ -103,6 +103,8 @@ class RQVAESeparator(nn.Module):
         analysis.bias.zero_()
         if self.config.output == "mask":
             self.synthesis.conv.weight.copy_(basis.repeat(len(self.config.stems), 1).unsqueeze(1))
+            if self.synthesis.conv.bias is not None:
+                self.synthesis.conv.bias.zero_()
             self.mask.conv.weight.mul_(0.01)
             self.mask.conv.bias.zero_()
     @property

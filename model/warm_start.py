@@ -12,7 +12,7 @@ FALLBACK_STEM = "other"
 # per-stem parameters of the output heads: (axis holding the stems, rows per stem in units of
 # channels[0] (True) or single rows (False))
 _PER_STEM = {"mask.conv.weight": (0, True), "mask.conv.bias": (0, True),
-             "synthesis.conv.weight": (0, True),
+             "synthesis.conv.weight": (0, True), "synthesis.conv.bias": (0, False),
              "head.conv.weight": (1, False), "head.conv.bias": (0, False)}
 
 
@@ -51,6 +51,8 @@ def warm_start(target: RQVAESeparator, source: RQVAESeparator) -> dict[str, str]
     base = target.config.channels[0]
     src = source.state_dict()
     for name, value in target.state_dict().items():
+        if name not in src:  # a synthesis bias the bias-free source lacks: it stays zero
+            continue
         if name in _PER_STEM:
             axis, per_channel = _PER_STEM[name]
             rows = base if per_channel else 1
