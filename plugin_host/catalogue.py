@@ -315,16 +315,25 @@ def _ray_init(address: str, cpus: int | None) -> None:
         import ray
     except ImportError:
         raise CatalogueError("--ray needs Ray: pip install 'stemstream[ray]' (or pip install ray)") from None
+    import warnings
+
     options = {"include_dashboard": False, "log_to_driver": False}
+    auth = ("; a cluster started by `ray start` uses token authentication: set RAY_AUTH_MODE=token here "
+            "(the token comes from ~/.ray/auth_token or RAY_AUTH_TOKEN)")
     if address == "local":
         ray.init(address="local", num_cpus=cpus, **options)
     elif address == "auto":
         try:
             ray.init(address="auto", **options)
-        except ConnectionError:  # no running cluster: a local instance
+        except ConnectionError as exc:  # no cluster to join: a local instance
+            warnings.warn(f"--ray auto: no running Ray cluster could be joined ({exc}{auth}); "
+                          "starting a local Ray instance")
             ray.init(address="local", num_cpus=cpus, **options)
     else:
-        ray.init(address=address, **options)
+        try:
+            ray.init(address=address, **options)
+        except ConnectionError as exc:
+            raise CatalogueError(f"--ray {address}: {exc}{auth}") from None
 
 
 def _run_ray(jobs: list[Job], settings: CatalogueSettings, address: str, cpus: int | None) -> Iterator[JobResult]:
