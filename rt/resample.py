@@ -40,26 +40,32 @@ def polyphase_table(taps: np.ndarray, up: int) -> np.ndarray:
     return np.ascontiguousarray(padded.reshape(k, up).T.astype(np.float32))
 
 
-@numba.njit(cache=True, nogil=True)
-def _resample_kernel(work: np.ndarray, work_start: np.int64, table: np.ndarray, up: np.int64,
-                     down: np.int64, k_first: np.int64, out: np.ndarray) -> None:
-    """``out[c, m] = sum_j table[p, j] * x[i - j]`` for output ``k = k_first + m``.
+@numba.njit(cache=True)
+def _polyphase_into(work: np.ndarray, work_start: np.int64, table: np.ndarray, up: np.int64, down: np.int64,
+                    k_first: np.int64, n_out: np.int64, out: np.ndarray, out_offset: np.int64) -> None:
+    """``out[c, out_offset + m] = sum_j table[p, j] * x[i - j]`` for output ``k = k_first + m``, ``m < n_out``.
 
     ``work [C, W]`` holds input samples with global indices ``work_start .. work_start + W - 1``;
     ``i = (k * down) // up`` and ``p = (k * down) % up``.
     """
-    channels, n_out = out.shape
     n_taps = table.shape[1]
     for m in range(n_out):
         t = (k_first + m) * down
         i = t // up
         p = t - i * up
         base = i - work_start
-        for c in range(channels):
+        for c in range(out.shape[0]):
             acc = np.float32(0.0)
             for j in range(n_taps):
                 acc += table[p, j] * work[c, base - j]
-            out[c, m] = acc
+            out[c, out_offset + m] = acc
+
+
+@numba.njit(cache=True, nogil=True)
+def _resample_kernel(work: np.ndarray, work_start: np.int64, table: np.ndarray, up: np.int64,
+                     down: np.int64, k_first: np.int64, out: np.ndarray) -> None:
+    """All of ``out [C, n_out]`` from outputs ``k_first ..`` (see :func:`_polyphase_into`)."""
+    _polyphase_into(work, work_start, table, up, down, k_first, out.shape[1], out, 0)
 
 
 @numba.njit(cache=True)
@@ -83,18 +89,7 @@ def _resample_into_kernel(history: np.ndarray, work: np.ndarray, x: np.ndarray, 
             work[c, k] = history[c, k]
         for k in range(n_in):
             work[c, n_taps + k] = x[c, k]
-    work_start = in_count - n_taps
-    width = table.shape[1]
-    for m in range(n_out):
-        t = (out_count + m) * down
-        i = t // up
-        p = t - i * up
-        base = i - work_start
-        for c in range(channels):
-            acc = np.float32(0.0)
-            for j in range(width):
-                acc += table[p, j] * work[c, base - j]
-            out[c, out_offset + m] = acc
+    _polyphase_into(work, in_count - n_taps, table, up, down, out_count, n_out, out, out_offset)
     for c in range(channels):
         for k in range(n_taps):
             history[c, k] = work[c, n_in + k]
