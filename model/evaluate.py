@@ -9,9 +9,13 @@ is separated as a mono signal (channels are folded into the model's batch). A no
 it runs offline on the whole track in one call.
 
 Scores, per stem the model and the data both have:
-- ``si_sdri_db``: :func:`model.metrics.windowed_si_sdri` (4 s windows, 2 s hop, windows with
-  fewer than 2 active stems skipped) on every channel of every track as a mono signal,
-  ``nanmean`` over all windows; ``windows`` counts the windows where the stem was active.
+- ``si_sdri_db``: the paper's protocol, :func:`model.metrics.windowed_si_sdri` (4 s windows, 2 s
+  hop, windows with fewer than 2 active stems skipped) on every channel of every track as a mono
+  signal at 22.05 kHz (estimates, references and mixture resampled to it when the model runs at
+  another rate), ``nanmean`` over all windows; ``windows`` counts the windows where the stem was
+  active. Comparable across models and with the paper whatever rate a model runs at.
+- ``si_sdri_fullband_db``: the same at the model's own rate (its whole band); equal to
+  ``si_sdri_db`` for a 22.05 kHz model.
 - ``sdr_db``: BSSEval v4 SDR from ``museval.evaluate`` on the stereo (or mono) track with 1 s
   windows and hop (the SiSEC 2018 / MUSDB18 setting): median over a track's windows, then
   median over tracks. Optional (slow): ``None`` when skipped.
@@ -44,15 +48,28 @@ from .separator import RQVAESeparator
 
 MIXTURE_BASELINE = "mixture"
 MUSEVAL_WINDOW_S = 1.0
+PROTOCOL_RATE_HZ = 22050  # the paper's scoring rate
 
 
 @dataclass(frozen=True)
 class StemScore:
-    """One stem's scores: mean windowed SI-SDRi (dB), median museval SDR (dB) and active windows."""
+    """One stem's scores: mean windowed SI-SDRi (dB; the paper's protocol at 22.05 kHz), median
+    museval SDR (dB), active windows, and the SI-SDRi at the model's own rate (its whole band)."""
 
     si_sdri_db: float
     sdr_db: float | None
     windows: int
+    si_sdri_fullband_db: float
+
+
+def _to_protocol_rate(x: np.ndarray, rate_hz: int) -> np.ndarray:
+    """``[..., T]`` at ``rate_hz`` -> at :data:`PROTOCOL_RATE_HZ` (band-limited, zero-phase)."""
+    if rate_hz == PROTOCOL_RATE_HZ:
+        return x
+    from scipy.signal import resample_poly
+
+    g = math.gcd(rate_hz, PROTOCOL_RATE_HZ)
+    return resample_poly(x, PROTOCOL_RATE_HZ // g, rate_hz // g, axis=-1).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -167,6 +184,7 @@ def evaluate(model: str, data: str | Path, format: str, limit: int | None = None
     rate = estimator.sample_rate_hz
     paths = list_tracks(data, format, names, limit)
     windows: dict[str, list[np.ndarray]] = {}
+    fullband: dict[str, list[np.ndarray]] = {}
     sdrs: dict[str, list[float]] = {}
     track_names = []
     audio_s = 0.0
@@ -175,10 +193,14 @@ def evaluate(model: str, data: str | Path, format: str, limit: int | None = None
         stem_names = estimator.evaluated_stems(track)
         references = np.stack([track.stems[n] for n in stem_names])  # [S, C, T]
         estimates = estimator.estimate(track, stem_names)
+        protocol = [_to_protocol_rate(np.asarray(a), rate) for a in (estimates, references, track.mixture)]
         for c in range(track.mixture.shape[0]):
-            scores = windowed_si_sdri(estimates[:, c], references[:, c], track.mixture[c], rate)  # [W, S]
+            scores = windowed_si_sdri(protocol[0][:, c], protocol[1][:, c], protocol[2][c], PROTOCOL_RATE_HZ)  # [W, S]
+            full = (scores if rate == PROTOCOL_RATE_HZ else
+                    windowed_si_sdri(estimates[:, c], references[:, c], track.mixture[c], rate))
             for j, n in enumerate(stem_names):
                 windows.setdefault(n, []).append(scores[:, j])
+                fullband.setdefault(n, []).append(full[:, j])
         if sdr:
             for n, value in zip(stem_names, _museval_sdr(np.asarray(estimates), references, rate)):
                 if math.isfinite(value):
@@ -194,8 +216,9 @@ def evaluate(model: str, data: str | Path, format: str, limit: int | None = None
         if not active.size:
             absent.append(n)
             continue
+        full = np.concatenate(fullband[n])
         stems[n] = StemScore(float(active.mean()), float(np.median(sdrs[n])) if sdr and sdrs.get(n) else None,
-                             int(active.size))
+                             int(active.size), float(np.nanmean(full)) if np.isfinite(full).any() else math.nan)
     mean = float(np.mean([s.si_sdri_db for s in stems.values()])) if stems else None
     return EvalResult(model, len(track_names), stems, mean, str(data), format, rate, track_names,
                       round(audio_s, 3), round(time.perf_counter() - wall0, 3), absent)

@@ -50,7 +50,8 @@ def test_json_schema_and_mixture_baseline_side_by_side(data, tiny_model, tmp_pat
         assert r["tracks"] == 2 and set(r["stems"]) == {"bass", "drums", "guitar", "piano"}
         assert r["audio_s"] == pytest.approx(12.0) and r["wall_s"] > 0 and r["sample_rate_hz"] == SR
         for score in r["stems"].values():
-            assert set(score) == {"si_sdri_db", "sdr_db", "windows"}
+            assert set(score) == {"si_sdri_db", "sdr_db", "windows", "si_sdri_fullband_db"}
+            assert score["si_sdri_fullband_db"] == score["si_sdri_db"]  # a 22.05 kHz model: the same band
             assert score["sdr_db"] is None and isinstance(score["windows"], int) and score["windows"] > 0
         finite = [s["si_sdri_db"] for s in r["stems"].values() if s["si_sdri_db"] is not None]
         assert r["mean_si_sdri_db"] == pytest.approx(np.mean(finite), abs=1e-3)
@@ -175,3 +176,32 @@ def test_side_by_side_means_are_over_the_stems_every_model_scored(data, tiny_mod
     assert "* mean over bass, drums: the stems every model scored" in lines
     same = format_table([slakh, evaluate("mixture", data, "slakh", limit=1, sdr=False, channels=1)])
     assert "mean*" not in same and "every model scored" not in same  # same stems: the plain means
+
+
+MUSDB = Path(__file__).resolve().parents[3] / "shared" / "data" / "musdb18-7" / "train"
+
+
+@pytest.mark.skipif(not MUSDB.is_dir(), reason="the MUSDB18 previews (../shared/data) are absent")
+def test_a_44k_model_is_scored_at_the_papers_rate_and_over_its_whole_band(tmp_path):
+    from scipy.signal import resample_poly
+
+    song = sorted(p.name[: -len(".stem.mp4")] for p in MUSDB.glob("*.stem.mp4"))[0]
+    torch.manual_seed(4)
+    net = model.RQVAESeparator(small_config(sample_rate_hz=44100, stems=("vocals", "drums", "bass", "other"))).eval()
+    with torch.no_grad():  # masks that differ by band, so the estimates are not just the mixture scaled
+        net.mask.conv.weight.normal_(0.0, 2.0)
+        net.mask.conv.bias.normal_(0.0, 2.0)
+    path = model.save_separator(net, tmp_path / "tiny44")
+    result = evaluate(str(path), MUSDB, "musdb", names=[song], sdr=False, channels=1)
+    assert result.sample_rate_hz == 44100 and result.tracks == 1
+    track = next(read_tracks(MUSDB, "musdb", 44100, 1, names=[song]))
+    est = model.StreamingSeparator(net).separate(track.mixture)[:, 0]  # [S, T] at 44.1 kHz
+    refs = np.stack([track.stems[s][0] for s in net.config.stems])
+    full = np.nanmean(windowed_si_sdri(est, refs, track.mixture[0], 44100), axis=0)
+    paper = np.nanmean(windowed_si_sdri(*[resample_poly(a, 1, 2, axis=-1) for a in (est, refs, track.mixture[0])],
+                                        22050), axis=0)
+    assert np.nanmax(np.abs(full - paper)) > 1e-2  # real music: the band above 11 kHz changes the score
+    for j, s in enumerate(net.config.stems):
+        if s in result.stems:
+            assert result.stems[s].si_sdri_fullband_db == pytest.approx(float(full[j]), abs=1e-3)
+            assert result.stems[s].si_sdri_db == pytest.approx(float(paper[j]), abs=1e-3)
