@@ -19,7 +19,10 @@ Each layer also owns its output array and work buffers, so ``step`` allocates no
 """
 from __future__ import annotations
 
+import functools
 import math
+import types
+from typing import NamedTuple
 
 import numba
 import numpy as np
@@ -323,7 +326,48 @@ def _zeros(*shape: int) -> np.ndarray:
     return np.zeros(shape, np.float32)
 
 
-class _CausalConv:
+class _Kernels(NamedTuple):
+    """The kernels a layer calls from Python, compiled either to release the GIL or to keep it."""
+
+    causal_conv: object
+    residual_unit: object
+    lstm: object
+    quantize: object
+    elu_conv_transpose: object
+    masked_synthesis: object
+    mixture_consistency: object
+
+
+def _keeping_gil(kernel):
+    """``kernel`` compiled to keep the GIL. A copy under its own qualified name, so numba caches
+    it apart from the GIL-releasing original (numba's cache index does not tell the two apart)."""
+    f = kernel.py_func
+    copy = types.FunctionType(f.__code__, f.__globals__, f.__name__ + "_gil", f.__defaults__)
+    copy.__qualname__ = f.__qualname__ + "_gil"
+    return numba.njit(cache=True, fastmath=False, nogil=False)(copy)
+
+
+@functools.cache
+def kernels(release_gil: bool) -> _Kernels:
+    """The layer kernels. ``release_gil=True`` suits a worker thread (the audio callback's thread
+    may run while a kernel does); ``False`` suits the audio callback itself, which holds the GIL
+    anyway: a kernel that releases it must win it back on return, which costs up to a switch
+    interval when another Python thread is busy."""
+    plain = _Kernels(_causal_conv, _residual_unit, _lstm, _quantize, _elu_conv_transpose, _masked_synthesis,
+                     _mixture_consistency)
+    return plain if release_gil else _Kernels(*(_keeping_gil(k) for k in plain))
+
+
+class _Layer:
+    """Base of the layer wrappers: ``k`` holds the kernels they call (GIL-releasing by default)."""
+
+    k: _Kernels
+
+    def use_kernels(self, k: _Kernels) -> None:
+        self.k = k
+
+
+class _CausalConv(_Layer):
     """A :class:`CausalConv1d`: ``[N, T_in, C_in] -> [N, T_in / stride, C_out]``."""
 
     def __init__(self, conv: CausalConv1d, frames_in: int) -> None:
@@ -342,11 +386,11 @@ class _CausalConv:
         self.window.fill(0.0)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        _causal_conv(x, self.window, self.weight, self.bias, self.stride, self.dilation, self.out)
+        self.k.causal_conv(x, self.window, self.weight, self.bias, self.stride, self.dilation, self.out)
         return self.out
 
 
-class _ResidualUnit:
+class _ResidualUnit(_Layer):
     """A :class:`ResidualUnit`: ``[N, T, C] -> [N, T, C]``."""
 
     def __init__(self, unit: ResidualUnit, frames: int) -> None:
@@ -365,12 +409,12 @@ class _ResidualUnit:
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         c = self.conv
-        _residual_unit(x, self.norm_weight, self.norm_bias, self.eps, c.window, c.weight, c.bias,
+        self.k.residual_unit(x, self.norm_weight, self.norm_bias, self.eps, c.window, c.weight, c.bias,
                        c.dilation, c.out, self.out_weight, self.out_bias, self.out)
         return self.out
 
 
-class _LSTM:
+class _LSTM(_Layer):
     """A causal :class:`StreamingLSTM` (with its residual connection): ``[N, T, H] -> [N, T, H]``."""
 
     def __init__(self, lstm: StreamingLSTM, frames: int) -> None:
@@ -393,11 +437,11 @@ class _LSTM:
         self.cell.fill(0.0)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        _lstm(x, self.w_ih, self.w_hh, self.bias, self.hidden, self.cell, self.gates, self.out)
+        self.k.lstm(x, self.w_ih, self.w_hh, self.bias, self.hidden, self.cell, self.gates, self.out)
         return self.out
 
 
-class _Quantizer:
+class _Quantizer(_Layer):
     """The inference path of a :class:`ResidualVectorQuantizer` with ``n_q`` quantizers (stateless)."""
 
     def __init__(self, rvq: ResidualVectorQuantizer, n_q: int, frames: int) -> None:
@@ -419,12 +463,12 @@ class _Quantizer:
         pass
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        _quantize(x, self.in_weight, self.in_bias, self.codebooks, self.norms, self.out_weight, self.out_bias,
+        self.k.quantize(x, self.in_weight, self.in_bias, self.codebooks, self.norms, self.out_weight, self.out_bias,
                   self.residual, self.total, self.dots, self.out)
         return self.out
 
 
-class _ConvTranspose:
+class _ConvTranspose(_Layer):
     """An ungrouped :class:`CausalConvTranspose1d` of ``elu(x)``, plus an optional skip:
     ``[N, T, C_in] -> [N, T * stride, C_out]``."""
 
@@ -443,7 +487,7 @@ class _ConvTranspose:
         self.overlap.fill(0.0)
 
     def __call__(self, x: np.ndarray, skip: np.ndarray | None = None) -> np.ndarray:
-        _elu_conv_transpose(x, self.weight, self.bias, self.stride, self.overlap, skip, self.out)
+        self.k.elu_conv_transpose(x, self.weight, self.bias, self.stride, self.overlap, skip, self.out)
         return self.out
 
 
@@ -462,6 +506,10 @@ class _Level:
         for layer in (self.first, *self.units):
             layer.reset()
 
+    def use_kernels(self, k: _Kernels) -> None:
+        for layer in (self.first, *self.units):
+            layer.use_kernels(k)
+
     @property
     def out(self) -> np.ndarray:
         return self.units[-1].out if self.units else self.first.out
@@ -473,7 +521,7 @@ class _Level:
         return x
 
 
-class _MaskHead:
+class _MaskHead(_Layer):
     """Masks over the first level's basis, decoded by each stem's synthesis: ``[N, T0, C0]``
     and ``basis [N, T0, C0]`` -> ``stems [S, N, T0 * stride]``."""
 
@@ -499,11 +547,11 @@ class _MaskHead:
         self.overlap.fill(0.0)
 
     def __call__(self, x: np.ndarray, basis: np.ndarray, stems: np.ndarray) -> None:
-        _masked_synthesis(x, self.mask_weight, self.mask_bias, basis, self.basis_bias, self.synth_weight,
+        self.k.masked_synthesis(x, self.mask_weight, self.mask_bias, basis, self.basis_bias, self.synth_weight,
                           self.synth_bias, self.stride, self.masks, self.overlap, stems)
 
 
-class _WaveformHead:
+class _WaveformHead(_Layer):
     """One waveform per stem from a transposed conv of ``elu(x)``: ``[N, T0, C0] -> stems [S, N, F]``."""
 
     def __init__(self, head: CausalConvTranspose1d, frames_in: int) -> None:
@@ -516,12 +564,15 @@ class _WaveformHead:
     def reset(self) -> None:
         self.conv.reset()
 
+    def use_kernels(self, k: _Kernels) -> None:
+        self.conv.use_kernels(k)
+
     def __call__(self, x: np.ndarray, basis: np.ndarray, stems: np.ndarray) -> None:
         self.conv(x)
         np.copyto(stems, self.stem_major)
 
 
-class _MixtureConsistency:
+class _MixtureConsistency(_Layer):
     """Stems ``[S, N, F]`` corrected to sum to the input frame ``[N, F]`` delayed by ``delay`` samples."""
 
     def __init__(self, delay_samples: int, frame_size: int) -> None:
@@ -534,7 +585,7 @@ class _MixtureConsistency:
         self.history.fill(0.0)
 
     def __call__(self, frame: np.ndarray, stems: np.ndarray) -> None:
-        _mixture_consistency(frame, self.history, stems)
+        self.k.mixture_consistency(frame, self.history, stems)
 
 
 def _encoder_level(level: EncoderLevel, frames_in: int) -> _Level:
@@ -559,7 +610,8 @@ class NumbaFrameStep:
     loads them from numba's cache); ``bind`` reallocates for another channel count.
     """
 
-    def __init__(self, net: RQVAESeparator, n_q: int | None = None, channels: int = 1) -> None:
+    def __init__(self, net: RQVAESeparator, n_q: int | None = None, channels: int = 1,
+                 release_gil: bool = True) -> None:
         _check_supported(net)
         config = net.config
         self.n_q = net.quantizer._check_n_q(n_q)
@@ -586,12 +638,21 @@ class NumbaFrameStep:
         self._consistency = ([_MixtureConsistency(config.output_delay_samples, config.frame_size)]
                              if config.mixture_consistency else [])
         self.channels = 0
+        self.use_kernels(release_gil)
         self.bind(channels)
         self.step(np.zeros((channels, self.frame_size), np.float32), self._stems)
         self.reset()
 
     def _layers(self) -> list:
         return [*self._encoder, *self._temporal, self._quantizer, *self._decoder, self._head, *self._consistency]
+
+    def use_kernels(self, release_gil: bool) -> None:
+        """Run on kernels that release the GIL (for a worker thread) or keep it (for the audio
+        callback, see :func:`kernels`); the same arithmetic either way. Compiles on first use."""
+        k = kernels(release_gil)
+        for layer in self._layers():
+            layer.use_kernels(k)
+        self.release_gil = release_gil
 
     def bind(self, channels: int) -> None:
         """Allocate zeroed states and work buffers for ``channels`` streams."""

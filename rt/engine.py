@@ -187,6 +187,7 @@ class Engine:
         self.mode = self.decision.mode
         frame_host = math.ceil(separator.frame_size * self.host_rate_hz / self.model_rate_hz)
         if self.mode == "callback":
+            self.pipeline.run_in_callback()
             self.prefill_samples = 0
         elif prefill_samples is None:
             self.prefill_samples = 2 * max(self.block_samples, frame_host)

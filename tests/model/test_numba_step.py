@@ -123,6 +123,24 @@ def test_reset_equals_a_fresh_instance():
     np.testing.assert_array_equal(out, first)
 
 
+def test_gil_keeping_kernels_give_the_same_samples():
+    from model.numba_step import kernels
+
+    net = random_net()
+    x = signal(2, 10 * 32)
+    releasing, keeping = NumbaFrameStep(net, channels=2), NumbaFrameStep(net, channels=2, release_gil=False)
+    assert kernels(False).lstm is not kernels(True).lstm and keeping.release_gil is False
+    a, b = np.zeros((4, 2, 32), np.float32), np.zeros((4, 2, 32), np.float32)
+    for i in range(10):
+        releasing.step(x[:, 32 * i:32 * (i + 1)], a)
+        keeping.step(x[:, 32 * i:32 * (i + 1)], b)
+        np.testing.assert_array_equal(a, b)
+    keeping.use_kernels(True)  # switching mid-stream keeps the state
+    releasing.step(x[:, :32], a)
+    keeping.step(x[:, :32], b)
+    np.testing.assert_array_equal(a, b)
+
+
 def test_step_takes_and_fills_strided_views():
     net = random_net()
     step = NumbaFrameStep(net, channels=2)
