@@ -154,12 +154,13 @@ class SeparationPipeline:
             self._fullband_out = np.zeros((self.n_stems, c, self.max_block_samples), np.float32)
         self.reset()
 
-    def run_in_callback(self) -> None:
-        """The pipeline will run inside the audio callback: its frame step keeps the GIL (the
-        callback holds it anyway; releasing and retaking it per kernel waits on any busy Python
-        thread). Compiles those kernels now, before a stream starts; the state is kept."""
+    def run_in_callback(self, release_gil: bool = False) -> None:
+        """The pipeline will run inside the audio callback: by default its frame step keeps the
+        GIL (the callback holds it anyway; releasing and retaking it per kernel waits on any busy
+        Python thread; ``release_gil=True`` is for comparing the two). Compiles the kernels now,
+        before a stream starts, and resets the pipeline."""
         if self._step is not None:
-            self._step.use_kernels(release_gil=False)
+            self._step.use_kernels(release_gil=release_gil)
             self._step.step(np.zeros_like(self._frames[0]), np.zeros_like(self._frame_out))
             self.reset()
 

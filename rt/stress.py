@@ -55,7 +55,7 @@ def _jack_xrun_counter():
 
 
 def run(seconds: float, model_name: str, mode: str, blocksize: int, busy_thread: bool, cpu_hog: bool,
-        switch_interval_s: float | None, log=print) -> dict:
+        switch_interval_s: float | None, release_gil: bool = False, log=print) -> dict:
     import model
 
     from .engine import Engine
@@ -69,6 +69,8 @@ def run(seconds: float, model_name: str, mode: str, blocksize: int, busy_thread:
     probe.close()
     block = blocksize or period
     engine = Engine(separator, choice.sample_rate_hz, choice.channels, block, mode=mode)
+    if release_gil and engine.mode == "callback":  # the kernels callback mode used before it kept the GIL
+        engine.pipeline.run_in_callback(release_gil=True)
     previous_interval = sys.getswitchinterval()
     if switch_interval_s is not None:
         sys.setswitchinterval(switch_interval_s)
@@ -117,6 +119,7 @@ def run(seconds: float, model_name: str, mode: str, blocksize: int, busy_thread:
         "mode": engine.mode, "mode_reason": engine.decision.reason,
         "decision_compute_p99_ms": engine.decision.compute_p99_ms,
         "busy_thread": busy_thread, "busy_thread_iterations": busy_count[0], "cpu_hog": cpu_hog,
+        "frame_step_releases_gil": bool(release_gil and engine.mode == "callback") or engine.mode == "worker",
         "switch_interval_s": switch_interval_s if switch_interval_s is not None else previous_interval,
         "engine_latency_samples": latency.engine_samples, "engine_latency_ms": 1000 * latency.engine_samples
         / choice.sample_rate_hz,
@@ -145,10 +148,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--busy-thread", action="store_true", help="a busy Python thread in this process")
     parser.add_argument("--cpu-hog", action="store_true", help="a CPU-bound process pinned to the last core")
     parser.add_argument("--switch-interval", type=float, default=None, help="sys.setswitchinterval, seconds")
+    parser.add_argument("--release-gil", action="store_true",
+                        help="callback mode on GIL-releasing kernels (the behaviour before they kept it), to compare")
     parser.add_argument("--json", required=True, help="write the result here")
     args = parser.parse_args(argv)
     result = run(args.seconds, args.model, args.mode, args.blocksize, args.busy_thread, args.cpu_hog,
-                 args.switch_interval)
+                 args.switch_interval, args.release_gil)
     with open(args.json, "w") as f:
         json.dump(result, f, indent=2)
     return 0
