@@ -51,7 +51,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     b.add_argument("--model", default=None, help="checkpoint directory or shipped name (default: random weights, "
                                                  "default musdb config)")
     b.add_argument("--seconds", type=float, default=30.0, help="signal length (default: 30)")
-    b.add_argument("--sample-rate", type=int, default=44100, help="host sample rate (default: 44100)")
+    b.add_argument("--sample-rate-hz", type=int, default=44100, help="host sample rate (default: 44100)")
     b.add_argument("--buffer-size", type=int, default=8192, help="buffer_size passed to process (default: 8192)")
     b.add_argument("--repeats", type=int, default=3, help="timed runs; the median is reported (default: 3)")
     b.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
@@ -194,7 +194,7 @@ def _summary(results: list) -> int:
 def run_bench(args: argparse.Namespace) -> int:
     from .bench import bench_separator, write_json
 
-    result = bench_separator(args.model, seconds=args.seconds, sample_rate_hz=args.sample_rate,
+    result = bench_separator(args.model, seconds=args.seconds, sample_rate_hz=args.sample_rate_hz,
                              buffer_size=args.buffer_size, repeats=args.repeats, threads=args.threads)
     print(write_json(result, args.out))
     return 0

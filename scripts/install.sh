@@ -8,7 +8,9 @@ if ! dpkg -s libportaudio2 jackd2 ffmpeg fluidsynth fluid-soundfont-gm timgm6mb-
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends \
     libportaudio2 jackd2 ffmpeg fluidsynth fluid-soundfont-gm timgm6mb-soundfont libsndfile1 tmux
 fi
-# the CPU build of torch (a bare requirement would pull a multi-GB CUDA build)
+# torch pinned to 2.13.0: on this project's machines pip takes that version's CPU build from a local
+# file (no CPU index is selected: elsewhere PyPI's 2.13.0 may be a CUDA build); an unpinned torch
+# would pull a multi-GB CUDA build
 python3 -m pip install -q "torch==2.13.0"
 python3 -m pip install -q -e ".[test,ray]"  # ray: the catalogue tests run a local Ray instance
 # pyenv puts console scripts on PATH through shims, made by a rehash

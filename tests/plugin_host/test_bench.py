@@ -9,7 +9,7 @@ from stemstream_cli import main
 def test_bench_host_writes_json(small_model_dir, tmp_path, capsys):
     out = tmp_path / "bench.json"
     assert main(["bench-host", "--model", str(small_model_dir), "--seconds", "0.2", "--repeats", "2",
-                 "--sample-rate", "48000", "--out", str(out)]) == 0
+                 "--sample-rate-hz", "48000", "--out", str(out)]) == 0
     result = json.loads(out.read_text())
     assert json.loads(capsys.readouterr().out) == result
     assert result["seconds_of_audio"] == 0.2 and result["sample_rate_hz"] == 48000 and len(result["wall_s"]) == 2
