@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 TEMPORAL_MODELS = ("lstm", "conv", "none", "bilstm")
+MUSDB_STEMS = ("vocals", "drums", "bass", "other")  # the default model's (musdb4)
+SLAKH_STEMS = ("bass", "drums", "guitar", "piano")
 # fields added after models were saved without them: the value that reproduces those models
 _LEGACY_DEFAULTS = {"bias_free_masking": False}
 OUTPUT_MODES = ("mask", "waveform")
@@ -53,7 +55,7 @@ class SeparatorConfig:
     """
 
     sample_rate_hz: int = 22050
-    stems: tuple[str, ...] = ("bass", "drums", "guitar", "piano")
+    stems: tuple[str, ...] = MUSDB_STEMS
     channels: tuple[int, ...] = (32, 64, 128)
     strides: tuple[int, ...] = (8, 4, 4)
     kernel_factor: int = 2
@@ -134,6 +136,11 @@ class SeparatorConfig:
 
 def musdb_config(**overrides: Any) -> SeparatorConfig:
     """The default configuration with MUSDB18's stems (vocals, drums, bass, other)."""
-    return SeparatorConfig(**{"stems": ("vocals", "drums", "bass", "other"), **overrides})
+    return SeparatorConfig(**{"stems": MUSDB_STEMS, **overrides})
+
+
+def slakh_config(**overrides: Any) -> SeparatorConfig:
+    """The default configuration with Slakh2100's four stems (bass, drums, guitar, piano)."""
+    return SeparatorConfig(**{"stems": SLAKH_STEMS, **overrides})
 
 

@@ -19,7 +19,7 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 from .checkpoint import load_separator, save_separator
-from .config import SeparatorConfig, musdb_config
+from .config import SeparatorConfig, musdb_config, slakh_config
 from .data.readers import read_tracks
 from .data.packed import read_packed
 from .data.track import Track
@@ -31,8 +31,8 @@ from .warm_start import warm_start
 
 # musdb4's stems cover the whole mixture, so its stems are made to sum to it; "-offline": the
 # paper's non-causal arrangement, for comparison
-PRESETS = {"slakh4": SeparatorConfig, "musdb4": partial(musdb_config, mixture_consistency=True),
-           "slakh4-offline": partial(SeparatorConfig, causal=False, temporal="bilstm"),
+PRESETS = {"slakh4": slakh_config, "musdb4": partial(musdb_config, mixture_consistency=True),
+           "slakh4-offline": partial(slakh_config, causal=False, temporal="bilstm"),
            "musdb4-offline": partial(musdb_config, causal=False, temporal="bilstm")}
 CHECKPOINT_FILE = "checkpoint.pt"
 
