@@ -6,14 +6,7 @@ import pytest
 import torch
 
 import model
-
-
-def small_config(**overrides) -> model.SeparatorConfig:
-    """A tiny causal config (frame 32) so tests run fast; same layer types as the default."""
-    base = dict(channels=(8, 16, 16), strides=(4, 2, 4), n_q=4, codebook_size=32, codebook_dim=8,
-                stems=model.config.SLAKH_STEMS)
-    base.update(overrides)
-    return model.SeparatorConfig(**base)
+from tests.helpers import small_config
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import model
 from latency.plot import (DEADLINE_GID, MIN_FONT_PT, P50_GID, P99_GID, SUMMARY_AXES_LABEL, plot_profile,
                           profile_figure)
 from latency.profile import BlockTimings, ModelInfo, ProfileResult, run_profile, summarize
-from tests.conftest import small_config
+from tests.helpers import small_config
 
 
 @pytest.fixture(scope="module")

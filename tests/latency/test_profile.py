@@ -13,7 +13,7 @@ import model
 import stemstream_cli
 from latency.modes import ModeError, build_runtime, check_mode
 from latency.profile import summarize, time_blocks
-from tests.conftest import small_config
+from tests.helpers import small_config
 
 ISSUE_KEYS = {"device", "mode", "block", "p50_ms", "p95_ms", "p99_ms", "max_ms", "budget_ms", "load_p99",
               "deadline_misses", "rtf"}

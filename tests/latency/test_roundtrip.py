@@ -7,7 +7,7 @@ import torch
 
 import model
 from latency.roundtrip import TOLERANCE_SAMPLES, measure_roundtrip
-from tests.conftest import small_config
+from tests.helpers import small_config
 from tests.rt.jack_server import jackd_installed
 
 pytestmark = pytest.mark.skipif(not jackd_installed(), reason="jackd (jackd2) is not installed")

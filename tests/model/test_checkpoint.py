@@ -9,7 +9,7 @@ import torch
 
 import model
 from model.checkpoint import CONFIG_FILE, SAFETENSORS_FILE, TORCH_FILE
-from tests.conftest import small_config
+from tests.helpers import small_config
 
 
 def test_round_trip_safetensors_and_torch(tmp_path, small_model, rng):

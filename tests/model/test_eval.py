@@ -15,7 +15,7 @@ from model.evaluate import _run_offline, evaluate
 from model.metrics import windowed_si_sdri
 from model.render.dataset import TEST_SOUNDFONT, render_dataset
 from stemstream_cli import main
-from tests.conftest import small_config
+from tests.helpers import small_config
 
 pytestmark = pytest.mark.skipif(not TEST_SOUNDFONT.is_file(), reason="timgm6mb-soundfont is not installed")
 SR = 22050

@@ -7,7 +7,7 @@ import torch
 
 import model
 from model.numba_step import NumbaFrameStep
-from tests.conftest import small_config
+from tests.helpers import small_config
 from tests.model.test_streaming import feed
 
 BLOCKS = [1, 37, 128, 300]  # irregular blocks: buffering within and across frames

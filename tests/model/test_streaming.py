@@ -8,7 +8,7 @@ import torch
 import model
 from model.streaming import (CausalConv1d, CausalConvTranspose1d, SampleDelay, StreamingLSTM,
                              start_streaming, stop_streaming)
-from tests.conftest import small_config
+from tests.helpers import small_config
 
 
 def rel_err(a: np.ndarray, b: np.ndarray) -> float:

@@ -15,7 +15,7 @@ import torch
 import model
 from model.train import TrainSettings, Trainer, split_tracks, train
 from model.warm_start import warm_start
-from tests.conftest import small_config
+from tests.helpers import small_config
 
 MUSDB = Path(__file__).resolve().parents[3] / "shared" / "data" / "musdb18-7" / "train"
 TINY = dict(channels=(8, 16, 16), strides=(4, 2, 4), n_q=2, codebook_size=16, codebook_dim=8,

@@ -3,13 +3,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
 import model
 from plugin_host import StemSeparator
-from tests.conftest import small_config
+from tests.helpers import small_config
 
 
 @pytest.fixture(scope="session")
@@ -27,15 +26,6 @@ def small_model_dir(small_net, tmp_path_factory) -> Path:
 def separator(small_model_dir) -> StemSeparator:
     """A fresh processor over the saved small model (all stems, 0 dB)."""
     return StemSeparator(str(small_model_dir))
-
-
-def noise(channels: int, samples: int, seed: int = 0) -> np.ndarray:
-    """``[C, T]`` float32 noise at -10 dBFS."""
-    return (0.3 * np.random.default_rng(seed).standard_normal((channels, samples))).astype(np.float32)
-
-
-def rel_err(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-12))
 
 
 @pytest.fixture(autouse=True, scope="package")

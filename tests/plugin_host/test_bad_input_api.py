@@ -16,7 +16,7 @@ from model.audio_io import AudioReadError, DamagedAudioError, read_audio
 from plugin_host import Chain, StemSeparator
 from rt.engine import Engine
 from rt.filedrive import drive
-from tests.plugin_host.conftest import noise
+from tests.plugin_host.helpers import noise
 
 RATE = 44100
 

@@ -20,7 +20,7 @@ import soundfile
 
 from model.audio_out import TEMP_PREFIX
 from stemstream_cli import main
-from tests.plugin_host.conftest import noise
+from tests.plugin_host.helpers import noise
 
 RATE = 44100
 REPO = Path(__file__).resolve().parents[2]

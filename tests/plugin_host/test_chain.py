@@ -7,7 +7,7 @@ import pytest
 from pedalboard import Compressor, Gain, LowpassFilter, Resample, Reverb
 
 from plugin_host import Chain
-from tests.plugin_host.conftest import noise, rel_err
+from tests.plugin_host.helpers import noise, rel_err
 
 RATE = 44100
 

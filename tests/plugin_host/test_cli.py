@@ -12,7 +12,7 @@ from model.audio_io import read_audio
 from plugin_host.audio_io import write_audio
 from plugin_host.ni_stems import read_stem_file_info
 from stemstream_cli import build_parser, main
-from tests.plugin_host.conftest import noise
+from tests.plugin_host.helpers import noise
 
 RATE = 44100
 

@@ -8,7 +8,7 @@ from scipy.signal import butter, resample_poly, sosfiltfilt
 import model
 from plugin_host import StemSeparator
 from rt.resample import StreamingResampler
-from tests.plugin_host.conftest import noise, rel_err
+from tests.plugin_host.helpers import noise, rel_err
 
 MODEL_RATE = 22050
 RATES = [MODEL_RATE, 44100, 48000, 96000]

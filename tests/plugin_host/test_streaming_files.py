@@ -14,7 +14,7 @@ from plugin_host import chain as chain_module
 from plugin_host import separator as separator_module
 from plugin_host.batch import SeparateOptions, outputs_complete, planned_outputs, separate_file
 from plugin_host.chain_spec import ChainSpec
-from tests.plugin_host.conftest import noise
+from tests.plugin_host.helpers import noise
 
 RATE = 44100
 

@@ -9,7 +9,7 @@ import torch
 import model
 from rt.fullband import FullBandSplitter
 from rt.latency import latency_breakdown, resamplers
-from tests.conftest import small_config
+from tests.helpers import small_config
 
 
 def small_separator(seed: int = 0) -> model.StreamingSeparator:

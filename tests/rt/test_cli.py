@@ -10,7 +10,7 @@ import model
 import stemstream_cli
 from rt.engine import Engine
 from rt.filedrive import drive
-from tests.conftest import small_config
+from tests.helpers import small_config
 from tests.rt.jack_server import jackd_installed
 
 

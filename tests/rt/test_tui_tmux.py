@@ -22,7 +22,7 @@ import pytest
 import torch
 
 import model
-from tests.conftest import small_config
+from tests.helpers import small_config
 from tests.rt.jack_server import jackd_installed
 
 pytestmark = pytest.mark.skipif(not (jackd_installed() and shutil.which("tmux")), reason="needs jackd and tmux")
