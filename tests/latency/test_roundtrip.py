@@ -7,8 +7,9 @@ import torch
 
 import model
 from latency.roundtrip import TOLERANCE_SAMPLES, measure_roundtrip
+from rt.latency import latency_breakdown
 from tests.helpers import small_config
-from tests.rt.jack_server import jackd_installed
+from tests.rt.jack_server import JACK_RATE_HZ, jackd_installed
 
 pytestmark = pytest.mark.skipif(not jackd_installed(), reason="jackd (jackd2) is not installed")
 
@@ -36,9 +37,10 @@ def test_measured_round_trip_equals_reported_latency(jack_up, path, mode):
     # plus the correlation over the whole signal keep a lost cycle from moving the estimate
     parts = result.reported
     assert result.mode == mode
-    assert result.expected_samples == pytest.approx(
-        parts["ring_prefill_samples"] + parts["resampler_in_samples"] + parts["model_samples"]
-        + parts["resampler_out_samples"])
+    # what the round trip expects is what the engine reports for this model, rate and prefill
+    reported = latency_breakdown(model.StreamingSeparator(net), JACK_RATE_HZ,
+                                 prefill_samples=PREFILL_SAMPLES if mode == "worker" else 0)
+    assert result.expected_samples == pytest.approx(reported.engine_samples)
     # callback mode has no prefill: the engine's latency is the resamplers' and the model's
     assert parts["ring_prefill_samples"] == (PREFILL_SAMPLES if mode == "worker" else 0)
     # the report is consistent: a stream that missed cycles never shows 0 xruns
