@@ -36,6 +36,22 @@ def test_shipped_musdb4_beats_the_mixture_on_a_held_out_song():
     assert np.nanmean(scores) > 0.0, scores
 
 
+def test_shipped_musdb4_scores_what_its_model_card_says():
+    """`stemstream eval` on the 8 held-out songs reproduces docs/models/musdb4-valid.json."""
+    import json
+
+    from model.evaluate import evaluate
+
+    if not MUSDB.is_dir():
+        pytest.skip(f"shared MUSDB data not found at {MUSDB}")
+    card = json.loads((Path(__file__).resolve().parents[2] / "docs" / "models" / "musdb4-valid.json").read_text())
+    card = card[0] if isinstance(card, list) else card
+    result = evaluate("musdb4", MUSDB, "musdb", names=card["track_names"], sdr=False)
+    for stem, score in card["stems"].items():
+        assert result.stems[stem].si_sdri_db == pytest.approx(score["si_sdri_db"], abs=0.02), stem
+    assert result.mean_si_sdri_db == pytest.approx(card["mean_si_sdri_db"], abs=0.02)
+
+
 @pytest.fixture(scope="module")
 def fresh_songs(tmp_path_factory) -> list[Path]:
     """Two 12 s songs rendered here (seed 1000) with FluidR3: no model saw them."""
