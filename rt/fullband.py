@@ -27,7 +27,6 @@ import numpy as np
 
 GUIDE_FRACTION = 0.6   # the guide's high-pass corner, as a fraction of the model's Nyquist
 SMOOTH_MS = 20.0       # time constant of the guide's power envelope
-SHARE_EXPONENT = 1.0   # shares in proportion to guide power ** this (1: Wiener-like)
 FLOOR = 1e-12          # guide power below which a stem counts as silent up there
 
 
@@ -45,7 +44,7 @@ def highpass_biquad(cutoff_hz: float, sample_rate_hz: int) -> np.ndarray:
 
 
 @numba.njit(cache=True)
-def _fullband_kernel(mixture, lowband, stems, n, coeffs, smooth, exponent, history, filt, power, out, delayed_out):
+def _fullband_kernel(mixture, lowband, stems, n, coeffs, smooth, history, filt, power, out, delayed_out):
     """``out[s, c, k] = stems[s, c, k] + share[s, c, k] * (mixture[c, k - D] - lowband[c, k])``;
     ``delayed_out[c, k] = mixture[c, k - D]`` (may be ``lowband`` itself: read before written).
 
@@ -77,11 +76,8 @@ def _fullband_kernel(mixture, lowband, stems, n, coeffs, smooth, exponent, histo
                 power[s, c] += smooth * (y0 * y0 - power[s, c])
                 total += power[s, c]
             if total > FLOOR * n_stems:
-                norm = 0.0
                 for s in range(n_stems):
-                    norm += power[s, c] ** exponent
-                for s in range(n_stems):
-                    out[s, c, k] = stems[s, c, k] + (power[s, c] ** exponent / norm) * rest
+                    out[s, c, k] = stems[s, c, k] + (power[s, c] / total) * rest
             else:
                 for s in range(n_stems):
                     out[s, c, k] = stems[s, c, k] + rest / n_stems
@@ -117,7 +113,6 @@ class FullBandSplitter:
         self.guide_hz = GUIDE_FRACTION * model_rate_hz / 2
         self._coeffs = highpass_biquad(self.guide_hz, self.sample_rate_hz)
         self._smooth = 1.0 - math.exp(-1000.0 / (SMOOTH_MS * self.sample_rate_hz))
-        self._exponent = SHARE_EXPONENT
         self._history = np.zeros((self.channels, self.delay_samples), np.float64)
         self._filt = np.zeros((self.n_stems, self.channels, 4), np.float64)
         self._power = np.zeros((self.n_stems, self.channels), np.float64)
@@ -135,8 +130,8 @@ class FullBandSplitter:
         itself) and ``delayed_out [C, n]``, the input delayed like the stems (the full-band dry
         signal; may be ``lowband`` itself). Allocates nothing."""
         n = stems.shape[2]
-        _fullband_kernel(mixture, lowband, stems, n, self._coeffs, self._smooth, self._exponent, self._history,
-                         self._filt, self._power, out, delayed_out)
+        _fullband_kernel(mixture, lowband, stems, n, self._coeffs, self._smooth, self._history, self._filt,
+                         self._power, out, delayed_out)
 
     def process(self, mixture: np.ndarray, lowband: np.ndarray, stems: np.ndarray) -> np.ndarray:
         """Like :meth:`process_into`, returning a new ``[S, C, n]`` array (for offline callers)."""

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import TYPE_CHECKING
 
-from .resample import ZERO_CROSSINGS, StreamingResampler
+from .resample import StreamingResampler, filter_delay
 
 if TYPE_CHECKING:
     from model import StreamingSeparator
@@ -59,13 +59,11 @@ def output_delay_padding(host_rate_hz: int, model_rate_hz: int, model_latency_sa
     """
     if host_rate_hz == model_rate_hz:
         return 0
-    g = math.gcd(host_rate_hz, model_rate_hz)
-    host_g, model_g = host_rate_hz // g, model_rate_hz // g
-    # each resampler's filter delay is ZERO_CROSSINGS * max(up, down) upsampled samples
-    delay_in_model = Fraction(ZERO_CROSSINGS * max(host_g, model_g), host_g)   # model samples
-    delay_out = Fraction(ZERO_CROSSINGS * max(host_g, model_g), model_g)       # host samples
-    total = (delay_in_model + model_latency_samples) * Fraction(host_rate_hz, model_rate_hz) + delay_out
-    return int((-total * model_g) % model_g)
+    # unpadded: input resampler + model + output resampler, in host samples, exactly
+    total = ((filter_delay(host_rate_hz, model_rate_hz) + model_latency_samples) * Fraction(host_rate_hz, model_rate_hz)
+             + filter_delay(model_rate_hz, host_rate_hz))
+    down = model_rate_hz // math.gcd(host_rate_hz, model_rate_hz)  # one padding sample: 1 / down host samples
+    return int((-total * down) % down)
 
 
 def resamplers(runtime: "StreamingSeparator", host_rate_hz: int, channels_in: int,
@@ -85,9 +83,11 @@ def latency_breakdown(runtime: "StreamingSeparator", host_rate_hz: int, prefill_
 
     The one latency sum of the project: the engine (both modes) and the plugin host use it.
     """
-    to_host = host_rate_hz / runtime.sample_rate_hz
-    resampling = host_rate_hz != runtime.sample_rate_hz
-    rs_in, rs_out = (r.delay_samples for r in resamplers(runtime, host_rate_hz, 1, 1)) if resampling else (0.0, 0.0)
+    model_rate_hz = runtime.sample_rate_hz
+    to_host = host_rate_hz / model_rate_hz
+    padding = output_delay_padding(host_rate_hz, model_rate_hz, runtime.latency_samples)
+    rs_in = float(filter_delay(host_rate_hz, model_rate_hz))  # model samples
+    rs_out = float(filter_delay(model_rate_hz, host_rate_hz, padding))
     return LatencyBreakdown(host_rate_hz=int(host_rate_hz), host_input_samples=float(host_input_samples),
                             host_output_samples=float(host_output_samples), ring_prefill_samples=int(prefill_samples),
                             resampler_in_samples=rs_in * to_host, model_samples=runtime.latency_samples * to_host,

@@ -10,6 +10,7 @@ The filter kernel is a numba ``@njit(cache=True)`` function; :func:`warmup` comp
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 
 import numba
 import numpy as np
@@ -17,6 +18,18 @@ import numpy as np
 ZERO_CROSSINGS = 16        # filter half-length, in periods of the lower of the two rates
 CUTOFF_FRACTION = 0.90     # pass band edge as a fraction of the lower rate's Nyquist
 KAISER_BETA = 8.6          # about 80 dB stop-band attenuation
+
+
+def filter_delay(in_rate_hz: int, out_rate_hz: int, delay_padding: int = 0) -> Fraction:
+    """Exact delay, in output samples, of the resampler from ``in_rate_hz`` to ``out_rate_hz``:
+    the filter's group delay (``ZERO_CROSSINGS * max(up, down)`` upsampled samples, see
+    :func:`design_filter`) plus ``delay_padding`` upsampled samples, ``1 / down`` output samples
+    each. Zero for equal rates."""
+    if in_rate_hz == out_rate_hz:
+        return Fraction(0)
+    g = math.gcd(in_rate_hz, out_rate_hz)
+    up, down = out_rate_hz // g, in_rate_hz // g
+    return Fraction(ZERO_CROSSINGS * max(up, down) + delay_padding, down)
 
 
 def design_filter(up: int, down: int) -> np.ndarray:
@@ -138,7 +151,7 @@ class StreamingResampler:
             # delay_padding zeros before the filter delay it by that many upsampled-rate samples
             # (1 / down output samples each): a pipeline uses it to make its total delay whole
             taps = np.concatenate([np.zeros(int(delay_padding)), design_filter(self.up, self.down)])
-            self.delay_samples = ((taps.shape[0] - 1 + int(delay_padding)) / 2) / self.down
+            self.delay_samples = float(filter_delay(self.in_rate_hz, self.out_rate_hz, int(delay_padding)))
             self._table = polyphase_table(taps, self.up)
         self._n_taps = self._table.shape[1]
         self.reset()
