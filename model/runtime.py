@@ -1,6 +1,8 @@
 """``StreamingSeparator``: the runtime that runs the separator on blocks of any length."""
 from __future__ import annotations
 
+import contextlib
+import copy
 import warnings
 from typing import TYPE_CHECKING
 
@@ -8,7 +10,7 @@ import numpy as np
 import torch
 
 from .separator import RQVAESeparator
-from .streaming import reset_streaming, start_streaming
+from .streaming import reset_streaming, streaming
 
 if TYPE_CHECKING:
     from .numba_step import NumbaFrameStep
@@ -45,6 +47,11 @@ class StreamingSeparator:
     (the same arithmetic without PyTorch's per-op overhead; weights copied at construction).
     ``backend="auto"`` (the default) is ``numba`` on the CPU and ``torch`` elsewhere.
     Non-finite input samples are replaced by zeros and counted in ``nonfinite_samples``.
+
+    The runtime never changes the network it is given: it runs its own copy (``self.model``,
+    moved to ``device``, in eval mode, streaming inside :func:`model.streaming.streaming` while
+    channels are bound), so weights are copied at construction and later changes to ``model``
+    are not seen, with either backend.
     """
 
     def __init__(self, model: RQVAESeparator, device: str | torch.device = "cpu",
@@ -62,7 +69,8 @@ class StreamingSeparator:
                              "use device='cpu', or backend='torch' on the GPU")
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise RuntimeError("device 'cuda' was requested but CUDA is not available; use device='cpu'")
-        self.model = model.to(self.device).eval()
+        own = copy.deepcopy(model).to(self.device).eval()
+        self.model: torch.nn.Module = own
         self.config = model.config
         self.stems: tuple[str, ...] = model.config.stems
         self.sample_rate_hz: int = model.config.sample_rate_hz
@@ -74,7 +82,7 @@ class StreamingSeparator:
         self._numba_step: NumbaFrameStep | None = None
         if backend == "numba":
             from .numba_step import NumbaFrameStep  # numba is imported only by this backend
-            self._numba_step = NumbaFrameStep(self.model, self.n_q)
+            self._numba_step = NumbaFrameStep(own, self.n_q)
         self.graph_error: str | None = None
         self.nonfinite_samples = 0
         self.channels: int | None = None
@@ -83,6 +91,7 @@ class StreamingSeparator:
         self._static_out: torch.Tensor | None = None
         self._pending = np.zeros((0, 0), np.float32)
         self._queue = np.zeros((len(self.stems), 0, 0), np.float32)
+        self._streaming = contextlib.ExitStack()  # holds self.model streaming for self.channels
         self._started = False
 
     # ------------------------------------------------------------------ state
@@ -112,7 +121,8 @@ class StreamingSeparator:
         if self._numba_step is not None:
             self._numba_step.bind(channels)
         else:
-            start_streaming(self.model, channels)
+            self._streaming.close()  # the states of the previous channel count, if any
+            self._streaming.enter_context(streaming(self.model, channels))
         self._graph = None
         self._reset_buffers(channels)
         if self.use_cuda_graph:

@@ -1,6 +1,7 @@
 """The causal RQ-VAE separator network (after arXiv 2408.07020, made causal)."""
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import NamedTuple
 
@@ -11,7 +12,7 @@ from torch import nn
 from .blocks import CausalConvStack, DecoderLevel, EncoderLevel
 from .config import SeparatorConfig
 from .rvq import ResidualVectorQuantizer
-from .streaming import CausalConv1d, CausalConvTranspose1d, SampleDelay, StreamingLSTM
+from .streaming import CausalConv1d, CausalConvTranspose1d, SampleDelay, StreamingLSTM, streaming
 
 
 def _windowed_dft_basis(kernel: int, channels: int) -> torch.Tensor:
@@ -107,9 +108,17 @@ class RQVAESeparator(nn.Module):
                 self.synthesis.conv.bias.zero_()
             self.mask.conv.weight.mul_(0.01)
             self.mask.conv.bias.zero_()
+
     @property
     def frame_size(self) -> int:
         return self.config.frame_size
+
+    def streaming(self, batch_size: int,
+                  device: str | torch.device | None = None) -> contextlib.AbstractContextManager[nn.Module]:
+        """``with net.streaming(batch_size): net(frames)...``: streaming mode (eval, zero states
+        for ``batch_size`` streams, on ``device`` when given) inside the block; on exit the network
+        is as it was found (training flags, states, device). See :func:`model.streaming.streaming`."""
+        return streaming(self, batch_size, device)
 
     def forward(self, mixture: torch.Tensor, n_q: int | None = None) -> SeparatorOutput:
         """Separate ``mixture [B, 1, T]`` into ``[B, S, T]`` using the first ``n_q`` quantizers."""

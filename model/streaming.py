@@ -1,14 +1,24 @@
 """Streaming layers: each owns a small typed state, allocated once and updated in place.
 
-A layer with ``state is None`` runs offline from an implicit zero state; after
-:func:`start_streaming` it carries its state from call to call. Both paths run the same
-arithmetic, so a signal fed in pieces gives what it gives whole. States are only ever written
-with in-place copies, which is what lets a frame step be captured in a CUDA graph.
+A layer whose state is ``None`` runs offline from an implicit zero state; inside
+:func:`streaming` it carries its state from call to call. Both paths run the same arithmetic,
+so a signal fed in pieces gives what it gives whole. States are only ever written with in-place
+copies, which is what lets a frame step be captured in a CUDA graph.
+
+The contract (after kyutai moshi's ``StreamingModule[State]``): a layer subclasses
+``StreamingModule[ItsState]``, where ``ItsState`` is a :class:`StreamingState` dataclass of
+tensors, and implements ``_init_streaming_state(batch_size, device, dtype) -> ItsState``. Its
+``forward`` reads ``self._streaming_state`` (typed ``ItsState | None``: no casts).
 """
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -21,28 +31,43 @@ def pointwise(conv: nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
 
 
 @dataclass
-class ConvState:
+class StreamingState:
+    """Base of every streaming state: a dataclass whose fields are arrays (torch tensors here;
+    numpy arrays in :mod:`model.numba_step`), allocated once and only ever written in place."""
+
+    def arrays(self) -> tuple[torch.Tensor | np.ndarray, ...]:
+        """The state's arrays, in field order."""
+        return tuple(getattr(self, f.name) for f in dataclasses.fields(self))
+
+    def reset(self) -> None:
+        """Zero every array in place (same memory, so a captured CUDA graph stays valid)."""
+        for array in self.arrays():
+            array[...] = 0
+
+
+@dataclass
+class ConvState(StreamingState):
     """Left context of a causal convolution: ``[B, C_in, P]``."""
 
     context: torch.Tensor
 
 
 @dataclass
-class ConvTransposeState:
+class ConvTransposeState(StreamingState):
     """Overlap tail a transposed convolution owes its next call (bias removed): ``[B, C_out, k - s]``."""
 
     tail: torch.Tensor
 
 
 @dataclass
-class DelayState:
+class DelayState(StreamingState):
     """The last ``d`` input samples of a delay line: ``[B, C, d]``."""
 
     history: torch.Tensor
 
 
 @dataclass
-class RecurrentState:
+class RecurrentState(StreamingState):
     """Hidden and cell state of an LSTM: each ``[layers, B, H]``."""
 
     hidden: torch.Tensor
@@ -51,49 +76,96 @@ class RecurrentState:
 
 _STEP_FRAMES = 4  # streaming LSTM inputs up to this many frames run cell by cell
 
+StateT = TypeVar("StateT", bound=StreamingState)
 
-class StreamingModule(nn.Module):
-    """Base of layers with streaming state. ``state`` is ``None`` when offline.
 
-    Subclasses define ``init_state(batch_size, device, dtype)`` returning their state dataclass.
+class StreamingModule(nn.Module, Generic[StateT]):
+    """Base of layers with a streaming state of type ``StateT``; ``None`` when offline.
+
+    Subclasses implement :meth:`_init_streaming_state`. Use :func:`streaming` (or
+    ``layer.streaming(batch_size)``) to run a network, or a single layer, in streaming mode.
     """
-
-    state: object | None
 
     def __init__(self) -> None:
         super().__init__()
-        self.state = None
+        self._streaming_state: StateT | None = None
 
-    def zero_state(self) -> None:
-        """Zero the state in place (same tensors, so a captured CUDA graph stays valid)."""
-        for value in vars(self.state).values():
-            value.zero_()
+    def _init_streaming_state(self, batch_size: int, device: torch.device, dtype: torch.dtype) -> StateT:
+        """A zero state for ``batch_size`` streams, on ``device`` in ``dtype``."""
+        raise NotImplementedError(f"{type(self).__name__} must implement _init_streaming_state")
+
+    @property
+    def is_streaming(self) -> bool:
+        return self._streaming_state is not None
+
+    @property
+    def streaming_state(self) -> StateT | None:
+        """The current state (``None`` when offline); read-only access for inspection."""
+        return self._streaming_state
+
+    def streaming(self, batch_size: int,
+                  device: str | torch.device | None = None) -> contextlib.AbstractContextManager[nn.Module]:
+        """``with layer.streaming(batch_size): ...``: see :func:`streaming`."""
+        return streaming(self, batch_size, device)
 
 
-def start_streaming(module: nn.Module, batch_size: int) -> None:
-    """Allocate a zero state of ``batch_size`` in every streaming layer of ``module`` (on the
-    device and in the dtype of its parameters; float32 on the CPU for a module without any)."""
-    param = next(module.parameters(), torch.zeros(()))
-    for layer in module.modules():
-        if isinstance(layer, StreamingModule):
-            layer.state = layer.init_state(batch_size, param.device, param.dtype)
+def streaming_layers(module: nn.Module) -> list[StreamingModule]:
+    """Every streaming layer of ``module`` (itself included), in module order."""
+    return [layer for layer in module.modules() if isinstance(layer, StreamingModule)]
+
+
+def _devices(module: nn.Module) -> set[torch.device]:
+    return {t.device for t in [*module.parameters(), *module.buffers()]}
+
+
+@contextlib.contextmanager
+def streaming(module: nn.Module, batch_size: int,
+              device: str | torch.device | None = None) -> Iterator[nn.Module]:
+    """Run ``module`` in streaming mode for ``batch_size`` streams inside the ``with`` block.
+
+    On entry: moved to ``device`` (when given), switched to eval mode, and every streaming layer
+    gets a zero state allocated once (on the device and in the dtype of ``module``'s parameters;
+    float32 on the CPU for a module without any). On exit, whatever happened inside, ``module``
+    is left exactly as it was found: each submodule's training flag, each layer's previous state
+    (``None``, or the state of an enclosing stream), and the device it was moved from.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    layers = streaming_layers(module)
+    saved_states = [layer._streaming_state for layer in layers]
+    saved_training = [(m, m.training) for m in module.modules()]
+    moved_from: torch.device | None = None
+    if device is not None:
+        found = _devices(module)
+        if len(found) > 1:
+            raise ValueError(f"the module spans devices {sorted(map(str, found))}: it cannot be moved to {device} "
+                             "and back; move it to one device first")
+        moved_from = next(iter(found), None)
+    try:
+        if device is not None:
+            module.to(device)
+        module.eval()
+        param = next(module.parameters(), torch.zeros(()))
+        for layer in layers:
+            layer._streaming_state = layer._init_streaming_state(batch_size, param.device, param.dtype)
+        yield module
+    finally:
+        for layer, state in zip(layers, saved_states):
+            layer._streaming_state = state
+        for m, training in saved_training:
+            m.training = training
+        if moved_from is not None:
+            module.to(moved_from)
 
 
 def reset_streaming(module: nn.Module) -> None:
-    """Zero every streaming state of ``module`` in place."""
-    for layer in module.modules():
-        if isinstance(layer, StreamingModule) and layer.state is not None:
-            layer.zero_state()
+    """Zero every streaming state of ``module`` in place (layers not streaming are left alone)."""
+    for layer in streaming_layers(module):
+        if layer._streaming_state is not None:
+            layer._streaming_state.reset()
 
 
-def stop_streaming(module: nn.Module) -> None:
-    """Drop all streaming states: ``module`` runs offline again."""
-    for layer in module.modules():
-        if isinstance(layer, StreamingModule):
-            layer.state = None
-
-
-class CausalConv1d(StreamingModule):
+class CausalConv1d(StreamingModule[ConvState]):
     """Conv1d with only left (zero) padding: ``[B, C_in, T] -> [B, C_out, T / stride]``.
 
     Output frame ``n`` sees input up to sample ``(n + 1) * stride - 1``; the layer keeps
@@ -111,14 +183,14 @@ class CausalConv1d(StreamingModule):
         if self.context_samples < 0:
             raise ValueError(f"kernel {kernel_size} (dilation {dilation}) is shorter than stride {stride}")
 
-    def init_state(self, batch_size: int, device: torch.device, dtype: torch.dtype) -> ConvState:
+    def _init_streaming_state(self, batch_size: int, device: torch.device, dtype: torch.dtype) -> ConvState:
         return ConvState(torch.zeros(batch_size, self.conv.in_channels, self.context_samples,
                                      device=device, dtype=dtype))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] % self.stride:
             raise ValueError(f"input length {x.shape[-1]} is not a multiple of the stride {self.stride}")
-        state: ConvState | None = self.state
+        state = self._streaming_state
         p = self.context_samples
         if state is None:
             pad = (p, 0) if self.causal else (p // 2, p - p // 2)
@@ -145,7 +217,7 @@ class CausalConv1d(StreamingModule):
         return y.view(b, t, -1).transpose(1, 2)
 
 
-class CausalConvTranspose1d(StreamingModule):
+class CausalConvTranspose1d(StreamingModule[ConvTransposeState]):
     """ConvTranspose1d that emits ``stride`` samples per input frame, carrying its overlap.
 
     ``[B, C_in, T] -> [B, C_out, T * stride]``; output samples of frame ``n`` depend on input
@@ -165,7 +237,8 @@ class CausalConvTranspose1d(StreamingModule):
         self.causal = causal
         self.tail_samples = kernel_size - stride
 
-    def init_state(self, batch_size: int, device: torch.device, dtype: torch.dtype) -> ConvTransposeState:
+    def _init_streaming_state(self, batch_size: int, device: torch.device,
+                              dtype: torch.dtype) -> ConvTransposeState:
         return ConvTransposeState(torch.zeros(batch_size, self.conv.out_channels, self.tail_samples,
                                               device=device, dtype=dtype))
 
@@ -173,7 +246,7 @@ class CausalConvTranspose1d(StreamingModule):
         n_out = x.shape[-1] * self.stride
         y = self._conv_transpose(x)
         tail = self.tail_samples
-        state: ConvTransposeState | None = self.state
+        state = self._streaming_state
         if state is None:
             start = 0 if self.causal else tail // 2
             return y[..., start:start + n_out]
@@ -184,7 +257,6 @@ class CausalConvTranspose1d(StreamingModule):
             else:
                 state.tail.copy_(y[..., n_out:] - self.conv.bias.view(1, -1, 1))
         return y[..., :n_out]
-
 
     def _conv_transpose(self, x: torch.Tensor) -> torch.Tensor:
         """Full transposed convolution as a (grouped) matmul and an overlap-add.
@@ -206,7 +278,7 @@ class CausalConvTranspose1d(StreamingModule):
         return y if conv.bias is None else y + conv.bias.view(1, -1, 1)
 
 
-class SampleDelay(StreamingModule):
+class SampleDelay(StreamingModule[DelayState]):
     """A delay line of ``delay_samples``: ``[B, C, T] -> [B, C, T]``, output ``t`` = input ``t - d``
     (zeros before the signal starts)."""
 
@@ -217,12 +289,12 @@ class SampleDelay(StreamingModule):
         self.channels = channels
         self.delay_samples = delay_samples
 
-    def init_state(self, batch_size: int, device: torch.device, dtype: torch.dtype) -> DelayState:
+    def _init_streaming_state(self, batch_size: int, device: torch.device, dtype: torch.dtype) -> DelayState:
         return DelayState(torch.zeros(batch_size, self.channels, self.delay_samples, device=device, dtype=dtype))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         d, n = self.delay_samples, x.shape[-1]
-        state: DelayState | None = self.state
+        state = self._streaming_state
         if state is None:
             return F.pad(x, (d, 0))[..., :n]
         full = torch.cat([state.history, x], dim=-1)
@@ -231,7 +303,7 @@ class SampleDelay(StreamingModule):
         return full[..., :n]
 
 
-class StreamingLSTM(StreamingModule):
+class StreamingLSTM(StreamingModule[RecurrentState]):
     """Unidirectional LSTM over the latent with a residual connection: ``[B, C, T] -> [B, C, T]``.
 
     With ``bidirectional=True`` it is the paper's BiLSTM (offline only; outputs are projected
@@ -244,7 +316,8 @@ class StreamingLSTM(StreamingModule):
                             bidirectional=bidirectional)
         self.proj = nn.Linear(2 * channels, channels) if bidirectional else None
 
-    def init_state(self, batch_size: int, device: torch.device, dtype: torch.dtype) -> RecurrentState:
+    def _init_streaming_state(self, batch_size: int, device: torch.device,
+                              dtype: torch.dtype) -> RecurrentState:
         if self.proj is not None:
             raise RuntimeError("a bidirectional LSTM cannot stream: it needs the future")
         shape = (self.lstm.num_layers, batch_size, self.lstm.hidden_size)
@@ -253,7 +326,7 @@ class StreamingLSTM(StreamingModule):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         seq = x.transpose(1, 2)
-        state: RecurrentState | None = self.state
+        state = self._streaming_state
         if state is None:
             y, _ = self.lstm(seq)
         elif seq.shape[1] <= _STEP_FRAMES and self.proj is None:

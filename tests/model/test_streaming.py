@@ -6,8 +6,7 @@ import pytest
 import torch
 
 import model
-from model.streaming import (CausalConv1d, CausalConvTranspose1d, SampleDelay, StreamingLSTM,
-                             start_streaming, stop_streaming)
+from model.streaming import CausalConv1d, CausalConvTranspose1d, SampleDelay, StreamingLSTM, streaming
 from tests.helpers import small_config
 
 
@@ -73,12 +72,11 @@ def test_each_streaming_layer_alone(make, channels, stride):
     x = torch.randn(2, channels, 96 * stride)
     with torch.no_grad():
         whole = layer(x)
-        start_streaming(layer, 2)
         parts, i = [], 0
-        for frames in [1, 2, 5, 1, 40, 3, 44]:  # 96 frames, cell-by-cell and fused LSTM paths
-            parts.append(layer(x[..., i:i + frames * stride]))
-            i += frames * stride
-        stop_streaming(layer)
+        with layer.streaming(2):
+            for frames in [1, 2, 5, 1, 40, 3, 44]:  # 96 frames, cell-by-cell and fused LSTM paths
+                parts.append(layer(x[..., i:i + frames * stride]))
+                i += frames * stride
     streamed = torch.cat(parts, dim=-1)
     assert rel_err(streamed.numpy(), whole.numpy()) < 1e-5
 
