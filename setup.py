@@ -30,7 +30,7 @@ setup(
         "matplotlib>=3.7",
         "scipy>=1.10",
         "rich>=13",  # stemstream live's terminal control surface (rt/tui.py)
-        "soundfile>=0.12",  # model.data, rt's file-driven live, the renderer
+        "soundfile>=0.12",  # model.training.data, rt's file-driven live, the renderer
         "museval>=0.4",     # stemstream eval (BSSEval SDR)
     ],
     # every import the installed commands make is above: .ci/run installs the package into a clean

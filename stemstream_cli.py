@@ -8,13 +8,13 @@ import sys
 
 def build_parser() -> argparse.ArgumentParser:
     from latency import cli as latency_cli
-    from model import cli as model_cli
+    from model.training import cli as training_cli
     from plugin_host import cli as host_cli
     from rt import cli as rt_cli
 
     parser = argparse.ArgumentParser(prog="stemstream", description="Live, low-latency music stem isolation.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (host_cli, model_cli, rt_cli, latency_cli):
+    for module in (host_cli, training_cli, rt_cli, latency_cli):
         module.register(sub)
     return parser
 

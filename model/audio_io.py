@@ -7,7 +7,7 @@ so a file of any length is read in bounded memory, and afterwards says whether t
 damaged: fewer samples decoded than its header or container declares, or errors from the decoder.
 :func:`read_audio` reads a whole file (resampled and remixed on request) and refuses a damaged
 one unless told otherwise. This module is on the inference side: ``rt`` and ``plugin_host``
-import it, and ``model.data`` (training) builds on it, never the other way round.
+import it, and ``model.training.data`` builds on it, never the other way round.
 """
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """The training sampler puts the song's non-target instruments (the rest) in the mixture."""
 import numpy as np
 
-from model.augment import RemixSampler
-from model.data.track import Track
+from model.training.augment import RemixSampler
+from model.training.data.track import Track
 
 
 def test_rest_of_the_mixture_is_the_last_source_at_the_same_offset():

@@ -8,7 +8,8 @@ import pytest
 import soundfile
 import yaml
 
-from model.data import MUSDB_STEMS, SLAKH_STEMS, list_tracks, read_audio, read_folder, read_slakh, read_track, read_tracks
+from model.audio_io import read_audio
+from model.training.data import MUSDB_STEMS, SLAKH_STEMS, list_tracks, read_folder, read_slakh, read_track, read_tracks
 
 MUSDB_DIR = Path(__file__).resolve().parents[3] / "shared" / "data" / "musdb18-7" / "train"  # ../shared
 

@@ -22,10 +22,10 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 import model
-from model.data.packed import pack_tracks
-from model.data.track import Track
+from model.training.data.packed import pack_tracks
+from model.training.data.track import Track
 from model.separator import RQVAESeparator
-from model.train import PRESETS, TrainSettings, Trainer, _agree_to_stop
+from model.training.train import PRESETS, TrainSettings, Trainer, _agree_to_stop
 
 SR = 22050
 STEMS = ("vocals", "drums", "bass", "other")

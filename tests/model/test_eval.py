@@ -10,10 +10,10 @@ import pytest
 import torch
 
 import model
-from model.data import read_tracks
-from model.evaluate import _run_offline, evaluate
-from model.metrics import windowed_si_sdri
-from model.render.dataset import TEST_SOUNDFONT, render_dataset
+from model.training.data import read_tracks
+from model.training.evaluate import _run_offline, evaluate
+from model.training.metrics import windowed_si_sdri
+from model.training.render.dataset import TEST_SOUNDFONT, render_dataset
 from stemstream_cli import main
 from tests.helpers import small_config
 
@@ -148,8 +148,8 @@ def test_a_stem_silent_in_every_window_is_absent_never_nan(no_guitar, tiny_model
 
 
 def test_validation_reports_a_silent_stem_as_absent(no_guitar, tiny_model):
-    from model.data.folder import read_folder
-    from model.train import format_validation, validate
+    from model.training.data.folder import read_folder
+    from model.training.train import format_validation, validate
 
     net = model.load_separator(tiny_model)
     scores = validate(net, [read_folder(no_guitar, SR, 1)])
@@ -160,7 +160,7 @@ def test_validation_reports_a_silent_stem_as_absent(no_guitar, tiny_model):
 
 
 def test_side_by_side_means_are_over_the_stems_every_model_scored(data, tiny_model, tmp_path):
-    from model.evaluate import common_stems, format_table
+    from model.training.evaluate import common_stems, format_table
 
     torch.manual_seed(4)
     net = model.RQVAESeparator(small_config(stems=("vocals", "drums", "bass", "other"))).eval()

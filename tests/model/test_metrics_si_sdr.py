@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from museval.metrics import bss_eval
 
-from model.metrics import si_sdr_db, windowed_si_sdri
+from model.training.metrics import si_sdr_db, windowed_si_sdri
 
 
 def _textbook_si_sdr_db(estimate: np.ndarray, reference: np.ndarray) -> float:

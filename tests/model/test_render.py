@@ -11,10 +11,10 @@ import pytest
 import soundfile
 import yaml
 
-from model.data import SLAKH_STEMS, list_slakh, read_slakh, read_tracks
-from model.render.dataset import TEST_SOUNDFONT, render_dataset
-from model.render.generator import generate_song
-from model.render.midi import read_parts
+from model.training.data import SLAKH_STEMS, list_slakh, read_slakh, read_tracks
+from model.training.render.dataset import TEST_SOUNDFONT, render_dataset
+from model.training.render.generator import generate_song
+from model.training.render.midi import read_parts
 from stemstream_cli import main
 
 pytestmark = pytest.mark.skipif(not TEST_SOUNDFONT.is_file(), reason="timgm6mb-soundfont is not installed")

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 import model
-from model.data import Track, list_slakh, read_musdb, read_slakh
-from model.metrics import windowed_si_sdri
-from model.render.dataset import DEFAULT_SOUNDFONT, render_dataset
+from model.training.data import Track, list_slakh, read_musdb, read_slakh
+from model.training.metrics import windowed_si_sdri
+from model.training.render.dataset import DEFAULT_SOUNDFONT, render_dataset
 
 MUSDB = Path(__file__).resolve().parents[3] / "shared" / "data" / "musdb18-7" / "train"
 HELD_OUT = "Actions - One Minute Smile"  # a validation song of the shipped musdb4 (docs/models/musdb4.md)
@@ -40,7 +40,7 @@ def test_shipped_musdb4_scores_what_its_model_card_says():
     """`stemstream eval` on the 8 held-out songs reproduces docs/models/musdb4-valid.json."""
     import json
 
-    from model.evaluate import evaluate
+    from model.training.evaluate import evaluate
 
     if not MUSDB.is_dir():
         pytest.skip(f"shared MUSDB data not found at {MUSDB}")

@@ -13,8 +13,8 @@ import pytest
 import torch
 
 import model
-from model.train import TrainSettings, Trainer, split_tracks, train
-from model.warm_start import warm_start
+from model.training.train import TrainSettings, Trainer, load_tracks, split_tracks, train
+from model.training.warm_start import warm_start
 from tests.helpers import small_config
 
 MUSDB = Path(__file__).resolve().parents[3] / "shared" / "data" / "musdb18-7" / "train"
@@ -80,7 +80,7 @@ def test_resume_continues_from_the_saved_step(musdb_subset, tmp_path):
 
 
 def test_split_holds_out_distinct_tracks(musdb_subset):
-    tracks = [dataclasses.replace(t) for t in model.train.load_tracks(str(musdb_subset), "musdb", 22050)]
+    tracks = [dataclasses.replace(t) for t in load_tracks(str(musdb_subset), "musdb", 22050)]
     train_part, valid = split_tracks(tracks, 1)
     assert len(valid) == 1 and len(train_part) == 3
     assert not {t.name for t in valid} & {t.name for t in train_part}
@@ -101,7 +101,7 @@ def test_two_process_ddp_run(musdb_subset, tmp_path):
 
 
 def test_packed_data_round_trip_and_time_box(musdb_subset, tmp_path):
-    from model.data.packed import mulaw_decode, mulaw_encode, read_packed
+    from model.training.data.packed import mulaw_decode, mulaw_encode, read_packed
 
     x = np.linspace(-1, 1, 1001).astype(np.float32)
     assert np.all(np.abs(mulaw_decode(mulaw_encode(x)) - x) <= 0.025 * np.abs(x) + 2e-4)  # log-spaced steps
@@ -156,7 +156,7 @@ def test_warm_start_refuses_other_architectures_and_unmappable_stems():
 
 
 def test_log_mel_weight_scales_the_log_term_and_zero_leaves_linear_magnitudes():
-    from model.losses import MultiScaleMelLoss
+    from model.training.losses import MultiScaleMelLoss
     torch.manual_seed(0)
     est, ref = torch.randn(2, 2, 2048), torch.randn(2, 2, 2048)
     windows = (64, 256)

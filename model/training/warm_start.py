@@ -5,7 +5,7 @@ import dataclasses
 
 import torch
 
-from .separator import RQVAESeparator
+from ..separator import RQVAESeparator
 
 FALLBACK_STEM = "other"
 

@@ -18,15 +18,15 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from .checkpoint import load_separator, save_separator
-from .config import SeparatorConfig, musdb_config, slakh_config
+from ..checkpoint import load_separator, save_separator
+from ..config import SeparatorConfig, musdb_config, slakh_config
 from .data.readers import read_tracks
 from .data.packed import read_packed
 from .data.track import Track
 from .augment import RemixSampler
 from .losses import SeparationLoss
 from .metrics import windowed_si_sdri
-from .separator import RQVAESeparator
+from ..separator import RQVAESeparator
 from .warm_start import warm_start
 
 # musdb4's stems cover the whole mixture, so its stems are made to sum to it; "-offline": the

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from .audio import read_audio
+from ...audio_io import read_audio
 from .track import Track
 
 SLAKH_STEMS = ("bass", "drums", "guitar", "piano")

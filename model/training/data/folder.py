@@ -5,7 +5,7 @@ from pathlib import Path
 
 import soundfile
 
-from .audio import read_audio
+from ...audio_io import read_audio
 from .track import Track
 
 MIXTURE_NAME = "mixture"

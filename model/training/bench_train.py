@@ -1,7 +1,7 @@
 """Training throughput: audio-seconds per wall-second of the trainer's own step, by setting.
 
-``python -m model.bench_train --data DIR --format musdb --json OUT [--config musdb4]`` builds a
-:class:`model.train.Trainer` for each variant (threads x batch size x segment length), runs two
+``python -m model.training.bench_train --data DIR --format musdb --json OUT [--config musdb4]`` builds a
+:class:`model.training.train.Trainer` for each variant (threads x batch size x segment length), runs two
 warm-up steps and then ``--steps`` timed steps of :meth:`Trainer.train_step` (sampling, forward,
 loss, backward, clipping, AdamW, EMA), and writes the median rate per variant. Run it on an
 idle machine: the figure is wall time.

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..audio_io import read_audio
+from ...audio_io import read_audio
 from .track import Track
 
 MUSDB_STEMS = ("drums", "bass", "other", "vocals")  # streams 1..4; stream 0 is the mixture

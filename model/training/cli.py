@@ -1,4 +1,4 @@
-"""Subcommands of the ``model`` package: ``render`` (Slakh-style data), ``eval`` and ``train``."""
+"""Subcommands of :mod:`model.training`: ``render`` (Slakh-style data), ``eval``, ``train``, ``pack``."""
 from __future__ import annotations
 
 import argparse
@@ -94,7 +94,7 @@ def _add_eval(subparsers: argparse._SubParsersAction) -> None:
 def _run_eval(args: argparse.Namespace) -> int:
     import json
 
-    from .checkpoint import CheckpointError
+    from ..checkpoint import CheckpointError
     from .evaluate import evaluate, format_table
 
     if args.limit is not None and args.limit < 1:

@@ -9,7 +9,7 @@ is separated as a mono signal (channels are folded into the model's batch). A no
 it runs offline on the whole track in one call.
 
 Scores, per stem the model and the data both have:
-- ``si_sdri_db``: the paper's protocol, :func:`model.metrics.windowed_si_sdri` (4 s windows, 2 s
+- ``si_sdri_db``: the paper's protocol, :func:`model.training.metrics.windowed_si_sdri` (4 s windows, 2 s
   hop, windows with fewer than 2 active stems skipped) on every channel of every track as a mono
   signal at 22.05 kHz (estimates, references and mixture resampled to it when the model runs at
   another rate), ``nanmean`` over all windows; ``windows`` counts the windows where the stem was
@@ -38,13 +38,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .checkpoint import load_separator
-from .config import SeparatorConfig
+from ..checkpoint import load_separator
+from ..config import SeparatorConfig
 from .data.readers import list_tracks, read_track
 from .data.track import Track
 from .metrics import windowed_si_sdri
-from .runtime import StreamingSeparator
-from .separator import RQVAESeparator
+from ..runtime import StreamingSeparator
+from ..separator import RQVAESeparator
 
 MIXTURE_BASELINE = "mixture"
 MUSEVAL_WINDOW_S = 1.0
