@@ -1,7 +1,12 @@
-"""Shared test helpers (not fixtures): a tiny separator configuration."""
+"""Shared test helpers (not fixtures): the repository's paths and a tiny separator configuration."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import model
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+MUSDB_TRAIN = REPO_ROOT.parent / "shared" / "data" / "musdb18-7" / "train"  # ../shared, read in place
 
 
 def small_config(**overrides) -> model.SeparatorConfig:

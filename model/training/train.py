@@ -1,6 +1,7 @@
 """Training the separator: losses and RVQ procedures, EMA, validation, checkpoints, resume, DDP."""
 from __future__ import annotations
 
+import contextlib
 import copy
 import csv
 import dataclasses
@@ -8,7 +9,10 @@ import json
 import math
 import os
 import random
+import signal
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -144,6 +148,28 @@ def _agree_to_stop(stop: bool, world: int, device: torch.device) -> bool:
     return bool(flag.item())
 
 
+@contextlib.contextmanager
+def _deferred_stop_signals() -> Iterator[list[str]]:
+    """While active, Ctrl-C (SIGINT) and SIGTERM do not interrupt a training step: they append
+    their name (``"SIGINT"``/``"SIGTERM"``) to the yielded list, and the loop saves a checkpoint
+    and stops before its next step. Off the main thread (where Python cannot install signal
+    handlers) signals keep their usual effect."""
+    requested: list[str] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield requested
+        return
+
+    def defer(signum: int, frame: object) -> None:
+        requested.append(signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, defer) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield requested
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 class Trainer:
     """One training run (a rank of it under ``torchrun``)."""
 
@@ -201,7 +227,7 @@ class Trainer:
         if self.world > 1:
             # every parameter gets a gradient at every step, quantizer dropout included (the
             # codebooks are one [n_q, K, D] tensor: dropped stages' rows get zeros, not None;
-            # tests/model/test_ddp.py checks each preset), so DDP needs no unused-parameter search
+            # tests/model/training/test_ddp.py checks each preset), so DDP needs no unused-parameter search
             self.model = torch.nn.parallel.DistributedDataParallel(
                 self.net, device_ids=[self.device.index] if self.device.type == "cuda" else None)
         if self.rank == 0:
@@ -276,33 +302,38 @@ class Trainer:
         deadline = time.monotonic() + 60 * s.max_minutes if s.max_minutes > 0 else math.inf
         # a CPU-time budget (this process, all threads) makes runs sharing a machine comparable
         cpu_deadline = time.process_time() + 60 * s.max_cpu_minutes if s.max_cpu_minutes > 0 else math.inf
-        while self.step < s.steps:
-            out_of_time = time.monotonic() > deadline or time.process_time() > cpu_deadline
-            budget = deadline < math.inf or cpu_deadline < math.inf
-            if budget and _agree_to_stop(out_of_time, self.world, self.device):
-                # a time-boxed burst: save and stop (every rank at the same step)
-                if self.rank == 0:
+        with _deferred_stop_signals() as requested:
+            while self.step < s.steps:
+                out_of_time = time.monotonic() > deadline or time.process_time() > cpu_deadline
+                budget = deadline < math.inf or cpu_deadline < math.inf
+                # every rank asks under DDP (a signal may reach one rank first), so all stop at the same step
+                asking = budget or self.world > 1 or bool(requested)
+                if asking and _agree_to_stop(out_of_time or bool(requested), self.world, self.device):
+                    # a time-boxed burst or a stop signal: save and stop, between two steps
+                    if self.rank == 0:
+                        self.save()
+                    break
+                t0 = time.perf_counter()
+                last = self.train_step()
+                rate = s.batch_size * self.world * seg_s / (time.perf_counter() - t0)
+                bar.update(1)
+                bar.set_postfix(loss=f"{last['total']:.3f}", audio_s_per_s=f"{rate:.1f}")
+                if self.rank != 0:
+                    continue
+                self._log("log.csv", {"step": self.step, **last, "audio_s_per_s": rate, "lr": self.lr_at(self.step),
+                                      "cpu_s": time.process_time(), "wall_s": time.monotonic()})
+                if self.step % s.checkpoint_every == 0 or self.step == s.steps:
                     self.save()
-                break
-            t0 = time.perf_counter()
-            last = self.train_step()
-            rate = s.batch_size * self.world * seg_s / (time.perf_counter() - t0)
-            bar.update(1)
-            bar.set_postfix(loss=f"{last['total']:.3f}", audio_s_per_s=f"{rate:.1f}")
-            if self.rank != 0:
-                continue
-            self._log("log.csv", {"step": self.step, **last, "audio_s_per_s": rate, "lr": self.lr_at(self.step),
-                                  "cpu_s": time.process_time(), "wall_s": time.monotonic()})
-            if self.step % s.checkpoint_every == 0 or self.step == s.steps:
-                self.save()
-            if self.valid_tracks and (self.step % s.valid_every == 0 or self.step == s.steps):
-                scores = validate(self.ema, self.valid_tracks)  # a stem silent in every song is absent
-                row = {k: scores.get(k, "") for k in (*self.config.stems, "mean")}  # absent: an empty cell
-                self._log("valid.csv", {"step": self.step, **row})
-                bar.write(f"step {self.step}: validation SI-SDRi " + format_validation(scores, self.config.stems))
+                if self.valid_tracks and (self.step % s.valid_every == 0 or self.step == s.steps):
+                    scores = validate(self.ema, self.valid_tracks)  # a stem silent in every song is absent
+                    row = {k: scores.get(k, "") for k in (*self.config.stems, "mean")}  # absent: an empty cell
+                    self._log("valid.csv", {"step": self.step, **row})
+                    bar.write(f"step {self.step}: validation SI-SDRi " + format_validation(scores, self.config.stems))
         bar.close()
         if self.world > 1:
             dist.barrier()
+        if requested:  # saved above: report the stop the way the CLI reports any other
+            raise KeyboardInterrupt(requested[0])
         return last
 
 

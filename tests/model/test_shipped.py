@@ -11,8 +11,8 @@ import model
 from model.training.data import Track, list_slakh, read_musdb, read_slakh
 from model.training.metrics import windowed_si_sdri
 from model.training.render.dataset import DEFAULT_SOUNDFONT, render_dataset
+from tests.helpers import MUSDB_TRAIN, REPO_ROOT
 
-MUSDB = Path(__file__).resolve().parents[3] / "shared" / "data" / "musdb18-7" / "train"
 HELD_OUT = "Actions - One Minute Smile"  # a validation song of the shipped musdb4 (docs/models/musdb4.md)
 
 
@@ -24,9 +24,9 @@ def test_default_model_is_shipped_and_loads():
 
 
 def test_shipped_musdb4_beats_the_mixture_on_a_held_out_song():
-    path = MUSDB / f"{HELD_OUT}.stem.mp4"
+    path = MUSDB_TRAIN / f"{HELD_OUT}.stem.mp4"
     if not path.is_file():
-        pytest.skip(f"shared MUSDB data not found at {MUSDB}")
+        pytest.skip(f"shared MUSDB data not found at {MUSDB_TRAIN}")
     sep = model.load("musdb4")
     track = read_musdb(path, sep.sample_rate_hz, channels=1)
     estimates = sep.separate(track.mixture)[:, 0]  # the streaming code path, aligned
@@ -42,11 +42,11 @@ def test_shipped_musdb4_scores_what_its_model_card_says():
 
     from model.training.evaluate import evaluate
 
-    if not MUSDB.is_dir():
-        pytest.skip(f"shared MUSDB data not found at {MUSDB}")
-    card = json.loads((Path(__file__).resolve().parents[2] / "docs" / "models" / "musdb4-valid.json").read_text())
+    if not MUSDB_TRAIN.is_dir():
+        pytest.skip(f"shared MUSDB data not found at {MUSDB_TRAIN}")
+    card = json.loads((REPO_ROOT / "docs" / "models" / "musdb4-valid.json").read_text())
     card = card[0] if isinstance(card, list) else card
-    result = evaluate("musdb4", MUSDB, "musdb", names=card["track_names"], sdr=False)
+    result = evaluate("musdb4", MUSDB_TRAIN, "musdb", names=card["track_names"], sdr=False)
     for stem, score in card["stems"].items():
         assert result.stems[stem].si_sdri_db == pytest.approx(score["si_sdri_db"], abs=0.02), stem
     assert result.mean_si_sdri_db == pytest.approx(card["mean_si_sdri_db"], abs=0.02)

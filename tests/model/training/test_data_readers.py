@@ -10,8 +10,7 @@ import yaml
 
 from model.audio_io import read_audio
 from model.training.data import MUSDB_STEMS, SLAKH_STEMS, list_tracks, read_folder, read_slakh, read_track, read_tracks
-
-MUSDB_DIR = Path(__file__).resolve().parents[3] / "shared" / "data" / "musdb18-7" / "train"  # ../shared
+from tests.helpers import MUSDB_TRAIN
 
 
 def _sine(freq_hz: float, sample_rate_hz: int, seconds: float, channels: int = 2) -> np.ndarray:
@@ -19,16 +18,16 @@ def _sine(freq_hz: float, sample_rate_hz: int, seconds: float, channels: int = 2
     return np.stack([0.5 * np.sin(2 * np.pi * freq_hz * t + c) for c in range(channels)]).astype(np.float32)
 
 
-@pytest.mark.skipif(not MUSDB_DIR.is_dir(), reason="shared MUSDB18 previews not present")
+@pytest.mark.skipif(not MUSDB_TRAIN.is_dir(), reason="shared MUSDB18 previews not present")
 def test_musdb_through_read_tracks_stems_sum_to_the_mixture():
     names = ["ANiMAL - Clinic A"]
-    (track,) = list(read_tracks(MUSDB_DIR, "musdb", 22050, 2, names=names))
+    (track,) = list(read_tracks(MUSDB_TRAIN, "musdb", 22050, 2, names=names))
     assert track.name == names[0] and track.sample_rate_hz == 22050
     assert set(track.stems) == set(MUSDB_STEMS)
     assert track.mixture.shape[0] == 2 and 6.5 * 22050 < track.num_samples < 7.5 * 22050
     residual = track.mixture - sum(track.stems.values())  # separately AAC-coded stems: ~30 dB apart
     assert 10 * np.log10((track.mixture ** 2).sum() / (residual ** 2).sum()) > 20
-    assert len(list_tracks(MUSDB_DIR, "musdb", limit=3)) == 3
+    assert len(list_tracks(MUSDB_TRAIN, "musdb", limit=3)) == 3
 
 
 def _write_slakh(directory: Path, sample_rate_hz: int) -> dict[str, np.ndarray]:

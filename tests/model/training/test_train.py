@@ -4,8 +4,10 @@ from __future__ import annotations
 import csv
 import dataclasses
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -15,9 +17,8 @@ import torch
 import model
 from model.training.train import TrainSettings, Trainer, load_tracks, split_tracks, train
 from model.training.warm_start import warm_start
-from tests.helpers import small_config
+from tests.helpers import MUSDB_TRAIN, REPO_ROOT, small_config
 
-MUSDB = Path(__file__).resolve().parents[3] / "shared" / "data" / "musdb18-7" / "train"
 TINY = dict(channels=(8, 16, 16), strides=(4, 2, 4), n_q=2, codebook_size=16, codebook_dim=8,
             stems=("vocals", "drums", "bass", "other"))
 
@@ -25,10 +26,10 @@ TINY = dict(channels=(8, 16, 16), strides=(4, 2, 4), n_q=2, codebook_size=16, co
 @pytest.fixture(scope="module")
 def musdb_subset(tmp_path_factory) -> Path:
     """Four real MUSDB18 previews (symlinked, never copied into the repo)."""
-    if not MUSDB.is_dir():
-        pytest.skip(f"shared MUSDB data not found at {MUSDB}")
+    if not MUSDB_TRAIN.is_dir():
+        pytest.skip(f"shared MUSDB data not found at {MUSDB_TRAIN}")
     d = tmp_path_factory.mktemp("musdb")
-    for f in sorted(MUSDB.glob("*.stem.mp4"))[:4]:
+    for f in sorted(MUSDB_TRAIN.glob("*.stem.mp4"))[:4]:
         (d / f.name).symlink_to(f)
     return d
 
@@ -79,6 +80,31 @@ def test_resume_continues_from_the_saved_step(musdb_subset, tmp_path):
     assert (out / "valid.csv").is_file()
 
 
+@pytest.mark.parametrize("sig, status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_stop_signal_saves_the_last_finished_step_and_resume_continues(musdb_subset, tmp_path, sig, status):
+    s = settings(musdb_subset, tmp_path / "run", steps=100000, checkpoint_every=100000)
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "stemstream_cli", "train", "--config", s.config, "--data", s.data, "--format", "musdb",
+           "--out", s.out, "--steps", "100000", "--batch-size", "2", "--segment-s", "0.25", "--valid-tracks", "1",
+           "--valid-every", "100000", "--checkpoint-every", "100000", "--threads", "1"]
+    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, text=True)
+    log = Path(s.out) / "log.csv"
+    deadline = time.monotonic() + 240
+    while (not log.is_file() or len(log.read_text().splitlines()) < 4) and time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stderr.read()[-3000:]
+        time.sleep(0.2)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == status, err[-3000:]
+    assert ("stopped by SIGTERM" if sig == signal.SIGTERM else "stopped by Ctrl-C") in err
+    with log.open() as f:
+        logged = [int(r["step"]) for r in csv.DictReader(f)]
+    saved = torch.load(Path(s.out) / "checkpoint.pt", weights_only=False)["step"]
+    assert saved == logged[-1] >= 3  # no finished step is lost, none half-done is saved
+    train(settings(musdb_subset, Path(s.out), steps=saved + 1), resume=True)
+    assert torch.load(Path(s.out) / "checkpoint.pt", weights_only=False)["step"] == saved + 1
+
+
 def test_split_holds_out_distinct_tracks(musdb_subset):
     tracks = [dataclasses.replace(t) for t in load_tracks(str(musdb_subset), "musdb", 22050)]
     train_part, valid = split_tracks(tracks, 1)
@@ -89,7 +115,7 @@ def test_split_holds_out_distinct_tracks(musdb_subset):
 def test_two_process_ddp_run(musdb_subset, tmp_path):
     out = tmp_path / "ddp"
     s = settings(musdb_subset, out, steps=3, checkpoint_every=3)
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2]), "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29533",
            "-m", "stemstream_cli", "train", "--config", s.config, "--data", s.data, "--format", "musdb",
            "--out", s.out, "--steps", "3", "--batch-size", "2", "--segment-s", "0.25", "--valid-tracks", "1",
@@ -106,7 +132,7 @@ def test_packed_data_round_trip_and_time_box(musdb_subset, tmp_path):
     x = np.linspace(-1, 1, 1001).astype(np.float32)
     assert np.all(np.abs(mulaw_decode(mulaw_encode(x)) - x) <= 0.025 * np.abs(x) + 2e-4)  # log-spaced steps
     packed = tmp_path / "musdb.npz"
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     subprocess.run([sys.executable, "-m", "stemstream_cli", "pack", "--data", str(musdb_subset),
                     "--format", "musdb", "--out", str(packed)], env=env, check=True, capture_output=True)
     tracks = read_packed(packed)

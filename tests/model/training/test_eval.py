@@ -15,7 +15,7 @@ from model.training.evaluate import _run_offline, evaluate
 from model.training.metrics import windowed_si_sdri
 from model.training.render.dataset import TEST_SOUNDFONT, render_dataset
 from stemstream_cli import main
-from tests.helpers import small_config
+from tests.helpers import MUSDB_TRAIN, small_config
 
 pytestmark = pytest.mark.skipif(not TEST_SOUNDFONT.is_file(), reason="timgm6mb-soundfont is not installed")
 SR = 22050
@@ -178,23 +178,20 @@ def test_side_by_side_means_are_over_the_stems_every_model_scored(data, tiny_mod
     assert "mean*" not in same and "every model scored" not in same  # same stems: the plain means
 
 
-MUSDB = Path(__file__).resolve().parents[3] / "shared" / "data" / "musdb18-7" / "train"
-
-
-@pytest.mark.skipif(not MUSDB.is_dir(), reason="the MUSDB18 previews (../shared/data) are absent")
+@pytest.mark.skipif(not MUSDB_TRAIN.is_dir(), reason="the MUSDB18 previews (../shared/data) are absent")
 def test_a_44k_model_is_scored_at_the_papers_rate_and_over_its_whole_band(tmp_path):
     from scipy.signal import resample_poly
 
-    song = sorted(p.name[: -len(".stem.mp4")] for p in MUSDB.glob("*.stem.mp4"))[0]
+    song = sorted(p.name[: -len(".stem.mp4")] for p in MUSDB_TRAIN.glob("*.stem.mp4"))[0]
     torch.manual_seed(4)
     net = model.RQVAESeparator(small_config(sample_rate_hz=44100, stems=("vocals", "drums", "bass", "other"))).eval()
     with torch.no_grad():  # masks that differ by band, so the estimates are not just the mixture scaled
         net.mask.conv.weight.normal_(0.0, 2.0)
         net.mask.conv.bias.normal_(0.0, 2.0)
     path = model.save_separator(net, tmp_path / "tiny44")
-    result = evaluate(str(path), MUSDB, "musdb", names=[song], sdr=False, channels=1)
+    result = evaluate(str(path), MUSDB_TRAIN, "musdb", names=[song], sdr=False, channels=1)
     assert result.sample_rate_hz == 44100 and result.tracks == 1
-    track = next(read_tracks(MUSDB, "musdb", 44100, 1, names=[song]))
+    track = next(read_tracks(MUSDB_TRAIN, "musdb", 44100, 1, names=[song]))
     est = model.StreamingSeparator(net).separate(track.mixture)[:, 0]  # [S, T] at 44.1 kHz
     refs = np.stack([track.stems[s][0] for s in net.config.stems])
     full = np.nanmean(windowed_si_sdri(est, refs, track.mixture[0], 44100), axis=0)
