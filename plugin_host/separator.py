@@ -10,77 +10,58 @@ import numpy as np
 
 from model import DEFAULT_MODEL, RQVAESeparator, StreamingSeparator
 from model import load as load_model
-from rt.fullband import FullBandSplitter
-from rt.fullband import warmup as warmup_fullband
-from rt.latency import LatencyBreakdown, latency_breakdown, resamplers
-from rt.resample import warmup as warmup_resampler
+from rt.latency import LatencyBreakdown, latency_breakdown
+from rt.mixer import StemMixer
+from rt.pipeline import SeparationPipeline
 
-from .fifo import SampleFifo
 from .layout import check_audio, check_planar, finite, from_planar, to_planar
 from .processor import PedalboardProcessor, check_sample_rate
 
 SEPARATE_CHUNK_SAMPLES = 65536  # host samples per step in separate(); bounds memory, not results
+PIPELINE_BLOCK_SAMPLES = 8192   # most host samples one pipeline step takes (the size of its buffers)
 
 
-class _RateStream:
-    """Host-rate stream ``[C, n] -> [K, C, n]``: resample, separate, resample back, put back the
-    band above the model's (:class:`rt.fullband.FullBandSplitter`), weight the stems.
+class _HostStream:
+    """One stream through the live engine's host-rate pipeline (:class:`rt.pipeline.SeparationPipeline`:
+    resample, model frame step, full-band split, resample back, mix): ``[C, n] -> [K, C, n]``.
 
-    ``weights [K, S]`` turn the model's ``S`` stems into ``K`` outputs (one weighted mix, or every
-    stem). At another rate than the model's, a dry channel (the model's input delayed by its
-    latency) rides through the output resampler beside the stems; the input minus it is the band
-    the model lacks, shared out among the stems so that they sum to the delayed input over the
-    whole band. The output is delayed by the pipeline's (whole) delay; every call returns exactly
-    ``n`` samples (the resamplers emit ``ceil(n_in * ratio)`` samples, so at least as many as came
-    in reach the queue and it never runs dry).
+    With ``gains_db`` the ``K = 1`` output is the sum of the named stems, each scaled by its gain;
+    without, ``K = S``: every stem of the model at 0 dB. Every call returns exactly ``n`` samples,
+    the input delayed by ``latency_samples`` (a whole number of host samples: see
+    :func:`rt.latency.output_delay_padding`).
     """
 
-    def __init__(self, runtime: StreamingSeparator, host_rate_hz: int, channels: int,
-                 weights: np.ndarray) -> None:
-        self.runtime = runtime
+    def __init__(self, runtime: StreamingSeparator, host_rate_hz: int, channels: int, latency_samples: int,
+                 max_block_samples: int, gains_db: Mapping[str, float] | None = None) -> None:
+        every = gains_db is None
+        mixer = StemMixer(runtime.stems, channels, host_rate_hz, stem_outputs=every)
+        if not every:
+            mixer.select(list(gains_db))
+            for stem, gain in gains_db.items():
+                mixer.set_gain_db(stem, gain)
+        mixer.settle()  # the gains hold from the first sample: no ramp
+        self.pipeline = SeparationPipeline(runtime, host_rate_hz, channels, max_block_samples, mixer)
         self.host_rate_hz = host_rate_hz
         self.channels = channels
-        self.weights = weights.astype(np.float32)
-        n_stems = len(runtime.stems)
-        self.breakdown = latency_breakdown(runtime, host_rate_hz)
-        self.latency_samples = int(round(self.breakdown.engine_samples))
-        self._resample_in = self._resample_out = self._fullband = None
-        if host_rate_hz != runtime.sample_rate_hz:
-            warmup_resampler()
-            warmup_fullband()
-            self._resample_in, self._resample_out = resamplers(runtime, host_rate_hz, channels,
-                                                               (n_stems + 1) * channels)
-            self._dry = SampleFifo((channels,), prefill_samples=runtime.latency_samples)
-            # the input delayed like the stems (the resampler may run a few samples ahead of it)
-            self._delayed_input = SampleFifo((channels,), prefill_samples=self.latency_samples)
-            self._fullband = FullBandSplitter(n_stems, channels, 0, host_rate_hz, runtime.sample_rate_hz)
-        self._fifo = SampleFifo((weights.shape[0], channels))
+        self.outputs = len(runtime.stems) if every else 1
+        self.latency_samples = latency_samples
 
     def step(self, x: np.ndarray) -> np.ndarray:
         """``x [C, n]`` -> ``[K, C, n]`` delayed by ``latency_samples``."""
-        if self._resample_in is None:
-            outputs = np.tensordot(self.weights, self.runtime.process(x), axes=1)  # [K, C, n]
-        else:
-            model_in = self._resample_in.process(x)
-            stems = self.runtime.process(model_in)                           # [S, C, m]
-            self._dry.push(model_in)
-            s, c, m = stems.shape
-            both = np.concatenate([stems, self._dry.pop(m)[None]]).reshape((s + 1) * c, m)
-            host = self._resample_out.process(both).reshape(s + 1, c, -1)   # [S + 1, C, r]
-            self._delayed_input.push(x)
-            full = self._fullband.process(self._delayed_input.pop(host.shape[-1]), host[s], host[:s])
-            outputs = np.tensordot(self.weights, full, axes=1)
-        self._fifo.push(outputs)
-        return self._fifo.pop(x.shape[1])
+        return self.pipeline.process(x).reshape(self.outputs, self.channels, x.shape[1])
 
     def run_aligned(self, x: np.ndarray, buffer_size: int) -> np.ndarray:
-        """Whole signal ``x [C, N]`` from the current (reset) state -> ``[K, C, N]`` aligned with it."""
-        blocks = (x[:, i:i + buffer_size] for i in range(0, x.shape[1], buffer_size))
-        pieces = list(self.run_aligned_blocks(blocks))
-        return np.concatenate(pieces, axis=-1) if pieces else np.zeros((self.weights.shape[0], *x.shape), np.float32)
+        """Whole signal ``x [C, N]`` fed ``buffer_size`` samples at a time, from the stream's (reset)
+        start -> ``[K, C, N]`` aligned with it."""
+        out = np.empty((self.outputs, *x.shape), np.float32)
+        done = 0
+        for y in self.run_aligned_blocks(x[:, i:i + buffer_size] for i in range(0, x.shape[1], buffer_size)):
+            out[..., done:done + y.shape[-1]] = y
+            done += y.shape[-1]
+        return out
 
     def run_aligned_blocks(self, blocks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
-        """One signal given as consecutive blocks ``[C, n]``, from the current (reset) state ->
+        """One signal given as consecutive blocks ``[C, n]``, from the stream's (reset) start ->
         blocks ``[K, C, m]`` aligned with it, as many samples in all as came in.
 
         Feeds ``latency_samples`` of silence after the last block and drops as many from the front,
@@ -112,10 +93,11 @@ class StemSeparator(PedalboardProcessor):
       samples as it was given, delayed by :attr:`latency_samples`. The sample rate and channel
       count cannot change within a stream (call :meth:`reset`).
 
-    ``buffer_size`` is how many samples are fed at a time; it changes speed, not the result
-    (up to float rounding, relative error < 1e-5). With resampling the pipeline's delay is
-    fractional; ``latency_samples`` is it rounded, so an aligned output is off by at most half
-    a sample (see :meth:`latency_breakdown`). Empty input returns empty output of the same shape.
+    The audio runs through the live engine's pipeline (:class:`rt.pipeline.SeparationPipeline`),
+    so a file and a live stream are separated by the same code. ``buffer_size`` is how many
+    samples are fed at a time; it changes speed, not the result. The delay is a whole number of
+    samples at every rate (the output resampler is padded to make it so), ``latency_samples``
+    exactly (see :meth:`latency_breakdown`). Empty input returns empty output of the same shape.
     Integer arrays and 3-D arrays are refused with an error that says what to do. NaN or
     infinite samples are replaced by zeros and counted in :attr:`nonfinite_samples` (with a
     warning), so they never reach the recurrent model's state.
@@ -140,7 +122,7 @@ class StemSeparator(PedalboardProcessor):
         self.stems: tuple[str, ...] = _check_stems(self.runtime, stems)
         self.gains_db: dict[str, float] = _check_gains(self.stems, gains_db)
         self._last_rate_hz = self.runtime.sample_rate_hz
-        self._stream: _RateStream | None = None
+        self._stream: _HostStream | None = None
         self._latency_by_rate: dict[int, LatencyBreakdown] = {}  # the runtime never changes: computed once per rate
         self.nonfinite_samples = 0  # NaN/inf input samples zeroed since construction or reset()
 
@@ -190,14 +172,12 @@ class StemSeparator(PedalboardProcessor):
         audio = self.zero_nonfinite(check_planar(audio))
         channels = audio.shape[0]
         if reset:
-            self.runtime.reset()
-            stream = _RateStream(self.runtime, sample_rate, channels, self.mix_weights()[None, :])
-            self._last_rate_hz = sample_rate
+            self._stream = None
+            stream = self._new_stream(sample_rate, channels, min(buffer_size, PIPELINE_BLOCK_SAMPLES), self.gains_db)
             out = stream.run_aligned(audio, buffer_size)[0]
             self.runtime.reset()
-            self._stream = None
             return out
-        stream = self._streaming(sample_rate, channels)
+        stream = self._streaming(sample_rate, channels, buffer_size)
         pieces = [stream.step(audio[:, i:i + buffer_size])[0] for i in range(0, audio.shape[1], buffer_size)]
         return np.concatenate(pieces, axis=-1)
 
@@ -227,7 +207,7 @@ class StemSeparator(PedalboardProcessor):
         rate = check_sample_rate(sample_rate)
         self.reset()
         self._last_rate_hz = rate
-        stream: _RateStream | None = None
+        stream: _HostStream | None = None
         zeroed = 0
 
         def checked() -> Iterator[np.ndarray]:
@@ -235,8 +215,7 @@ class StemSeparator(PedalboardProcessor):
             for block in blocks:
                 block = check_planar(block)
                 if stream is None:
-                    eye = np.eye(len(self.runtime.stems), dtype=np.float32)
-                    stream = _RateStream(self.runtime, rate, block.shape[0], eye)
+                    stream = self._new_stream(rate, block.shape[0], PIPELINE_BLOCK_SAMPLES)
                 elif block.shape[0] != stream.channels:
                     raise ValueError(f"block of {block.shape[0]} channel(s) in a signal of {stream.channels}: "
                                      "every block of one signal needs the same channel count")
@@ -254,12 +233,19 @@ class StemSeparator(PedalboardProcessor):
         self._last_rate_hz = rate
         self.count_nonfinite(zeroed)
 
-    def _streaming(self, sample_rate: int, channels: int) -> _RateStream:
+    def _new_stream(self, sample_rate: int, channels: int, max_block_samples: int,
+                    gains_db: Mapping[str, float] | None = None) -> _HostStream:
+        """A stream from a reset state at ``sample_rate`` (every stem when ``gains_db`` is None)."""
+        self.runtime.reset()
+        self._last_rate_hz = sample_rate
+        return _HostStream(self.runtime, sample_rate, channels, self.latency_at(sample_rate), max_block_samples,
+                           gains_db)
+
+    def _streaming(self, sample_rate: int, channels: int, buffer_size: int) -> _HostStream:
         stream = self._stream
         if stream is None:
-            self.runtime.reset()
-            stream = self._stream = _RateStream(self.runtime, sample_rate, channels, self.mix_weights()[None, :])
-            self._last_rate_hz = sample_rate
+            stream = self._stream = self._new_stream(sample_rate, channels, min(buffer_size, PIPELINE_BLOCK_SAMPLES),
+                                                     self.gains_db)
         elif stream.host_rate_hz != sample_rate:
             raise ValueError(f"this stream runs at {stream.host_rate_hz} Hz but the block came at {sample_rate} Hz; "
                              "call reset() (or pass reset=True) before changing the sample rate")

@@ -210,6 +210,25 @@ class SeparationPipeline:
         self._run(n)
         _copy_columns(self._y, 0, y, 0, n)
 
+    def process(self, x: np.ndarray) -> np.ndarray:
+        """``x [C, n]`` (float32, any ``n``) -> a new ``[C_out, n]``: for offline callers (the
+        plugin host), which own the result. Runs :meth:`process_into`'s steps on pieces of at most
+        ``max_block_samples``; allocates only the returned array (and the input's float32 copy
+        if it is not one)."""
+        x = np.ascontiguousarray(x, np.float32)
+        if x.ndim != 2 or x.shape[0] != self.channels:
+            raise ValueError(f"expected a [channels={self.channels}, samples] block, got shape {x.shape}")
+        n_total = x.shape[1]
+        out = np.empty((self.mixer.output_channels, n_total), np.float32)
+        offset = 0
+        while offset < n_total:
+            n = min(self.max_block_samples, n_total - offset)
+            _copy_columns(x, offset, self._x, 0, n)
+            self._run(n)
+            _copy_columns(self._y, 0, out, offset, n)
+            offset += n
+        return out
+
     def _run(self, n: int) -> None:
         """The block in ``self._x[:, :n]`` -> the mixed block in ``self._y[:, :n]``."""
         frame = self.frame_size

@@ -164,6 +164,14 @@ def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "stemstream_cli", "separate", *args]
 
 
+def _one_done(out: Path) -> bool:
+    """Whether a file's manifest says done; the running command creates and removes files meanwhile."""
+    try:
+        return any('"done"' in m.read_text() for m in out.rglob(".*.stemstream.json"))
+    except FileNotFoundError:  # a temporary folder or manifest vanished while we looked: look again
+        return False
+
+
 def test_a_killed_command_line_run_resumes(catalogue, reference, small_model_dir, tmp_path):
     out = tmp_path / "out"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
@@ -171,7 +179,7 @@ def test_a_killed_command_line_run_resumes(catalogue, reference, small_model_dir
     proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:  # SIGKILL once the first file is complete
-        if any('"done"' in m.read_text() for m in out.rglob(".*.stemstream.json")):
+        if _one_done(out):
             proc.send_signal(signal.SIGKILL)
             break
         time.sleep(0.01)
