@@ -25,11 +25,19 @@ def _on_sigterm(signum: int, frame: object) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one subcommand; Ctrl-C or SIGTERM at any moment (imports included) stops it without a
-    traceback: status 130 (Ctrl-C) or 143 (SIGTERM). Commands that hold work print their own summary."""
+    traceback: status 130 (Ctrl-C) or 143 (SIGTERM). Commands that hold work print their own summary.
+
+    A subcommand may declare the exceptions that report the user's mistake (bad arguments, data or
+    checkpoints) with ``set_defaults(user_errors=(...))``: one of them ends the command with
+    ``stemstream COMMAND: error: MESSAGE`` on stderr and status 2, instead of a traceback."""
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         args = build_parser().parse_args(argv)
-        return int(args.func(args) or 0)
+        try:
+            return int(args.func(args) or 0)
+        except getattr(args, "user_errors", ()) as exc:
+            print(f"stemstream {args.command}: error: {exc}", file=sys.stderr)
+            return 2
     except KeyboardInterrupt as exc:
         sigterm = str(exc) == "SIGTERM"
         print(f"stopped by {'SIGTERM' if sigterm else 'Ctrl-C'}", file=sys.stderr)

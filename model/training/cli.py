@@ -14,6 +14,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_pack(subparsers)
 
 
+# what each subcommand reports as the user's to fix: ``stemstream`` prints "stemstream CMD: error: ..." (status 2)
+_DATA_ERRORS = (ValueError, FileNotFoundError)  # CheckpointError is a ValueError
+_RENDER_ERRORS = (*_DATA_ERRORS, RuntimeError)  # RuntimeError: libfluidsynth missing or failing
+_EVAL_ERRORS = (*_DATA_ERRORS, RuntimeError)    # RuntimeError: ffmpeg missing or failing, or no CUDA device
+
+
+def _add_data_arguments(p: argparse.ArgumentParser, packed: bool = False) -> None:
+    """``--data`` and ``--format`` (a layout of :data:`FORMATS`, or ``packed`` where the command reads it)."""
+    from .data.readers import FORMATS
+
+    p.add_argument("--data", required=True, help="data folder" + (" or packed .npz" if packed else ""))
+    p.add_argument("--format", required=True, choices=(*FORMATS, "packed") if packed else tuple(FORMATS),
+                   help="data layout" + (" (packed: a file written by `stemstream pack`)" if packed else ""))
+
+
 def _add_render(subparsers: argparse._SubParsersAction) -> None:
     from .render.dataset import DEFAULT_SAMPLE_RATE_HZ, DEFAULT_SOUNDFONT
 
@@ -34,7 +49,7 @@ def _add_render(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--quiet", action="store_true", help="no per-track progress lines")
     p.add_argument("--json", type=Path, default=None, metavar="OUT",
                    help="write the render's timings (audio seconds, CPU and wall seconds) as JSON")
-    p.set_defaults(func=_run_render)
+    p.set_defaults(func=_run_render, user_errors=_RENDER_ERRORS)
 
 
 def _run_render(args: argparse.Namespace) -> int:
@@ -46,12 +61,8 @@ def _run_render(args: argparse.Namespace) -> int:
 
     out = args.out / args.split if args.split else args.out
     progress = None if args.quiet else (lambda line: print(line, flush=True))
-    try:
-        report = render_dataset(out, args.tracks, args.seconds, args.soundfont, args.midi, args.seed,
-                                args.sample_rate_hz, progress)
-    except (ValueError, FileNotFoundError, RuntimeError) as exc:
-        print(f"stemstream render: error: {exc}", file=sys.stderr)
-        return 2
+    report = render_dataset(out, args.tracks, args.seconds, args.soundfont, args.midi, args.seed,
+                            args.sample_rate_hz, progress)
     print(f"{report.tracks_written} track(s) written to {out} ({report.tracks_skipped} already there), "
           f"{report.audio_s:.0f} s of audio in {report.wall_s:.1f} s wall / {report.cpu_s:.1f} s CPU "
           f"({report.realtime_factor_cpu:.1f}x real time on one core)")
@@ -68,8 +79,6 @@ def _run_render(args: argparse.Namespace) -> int:
 
 
 def _add_eval(subparsers: argparse._SubParsersAction) -> None:
-    from .data.readers import FORMATS
-
     p = subparsers.add_parser(
         "eval", help="score separators on multitrack data (windowed SI-SDRi, museval SDR)",
         description="Run each model causally over whole tracks and score it with the paper's protocol "
@@ -77,8 +86,7 @@ def _add_eval(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--model", required=True, nargs="+", metavar="NAME_OR_PATH",
                    help="shipped model name or checkpoint folder; 'mixture' is the mixture-as-estimate "
                         "baseline; several models are scored on the same tracks side by side")
-    p.add_argument("--data", required=True, type=Path, help="data folder")
-    p.add_argument("--format", required=True, choices=tuple(FORMATS), help="data layout")
+    _add_data_arguments(p)
     p.add_argument("--json", type=Path, default=None, metavar="OUT",
                    help="write the scores as JSON (one object; a list of objects for several models)")
     p.add_argument("--limit", type=int, default=None, help="score only the first N tracks")
@@ -88,32 +96,23 @@ def _add_eval(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where the models run (default cpu)")
     p.add_argument("--sample-rate-hz", type=int, default=None,
                    help="rate for the 'mixture' baseline (default: the default model config's)")
-    p.set_defaults(func=_run_eval)
+    p.set_defaults(func=_run_eval, user_errors=_EVAL_ERRORS)
 
 
 def _run_eval(args: argparse.Namespace) -> int:
     import json
 
-    from ..checkpoint import CheckpointError
     from .evaluate import evaluate, format_table
 
     if args.limit is not None and args.limit < 1:
-        print(f"stemstream eval: error: --limit must be 1 or more tracks, got {args.limit}", file=sys.stderr)
-        return 2
+        raise ValueError(f"--limit must be 1 or more tracks, got {args.limit}")
     if args.channels < 1 or (args.sample_rate_hz is not None and args.sample_rate_hz < 1):
-        print("stemstream eval: error: --channels and --sample-rate-hz must be positive", file=sys.stderr)
-        return 2
+        raise ValueError("--channels and --sample-rate-hz must be positive")
     names = [n.strip() for n in args.tracks.split(",") if n.strip()] if args.tracks else None
-    results = []
-    try:
-        for name in args.model:
-            results.append(evaluate(name, args.data, args.format, args.limit, names, sdr=not args.no_sdr,
-                                    channels=args.channels, device=args.device,
-                                    sample_rate_hz=args.sample_rate_hz,
-                                    progress=lambda line, m=name: print(f"[{m}] {line}", file=sys.stderr)))
-    except (ValueError, FileNotFoundError, CheckpointError, RuntimeError) as exc:
-        print(f"stemstream eval: error: {exc}", file=sys.stderr)
-        return 2
+    results = [evaluate(name, args.data, args.format, args.limit, names, sdr=not args.no_sdr, channels=args.channels,
+                        device=args.device, sample_rate_hz=args.sample_rate_hz,
+                        progress=lambda line, m=name: print(f"[{m}] {line}", file=sys.stderr))
+               for name in args.model]
     print(format_table(results))
     if args.json is not None:
         payload = results[0].to_json() if len(results) == 1 else [r.to_json() for r in results]
@@ -125,8 +124,6 @@ def _run_eval(args: argparse.Namespace) -> int:
 def _add_train(subparsers: argparse._SubParsersAction) -> None:
     from .train import PRESETS, TrainSettings
 
-    from .data.readers import FORMATS
-
     defaults = TrainSettings(data="", format="", out="")
     p = subparsers.add_parser(
         "train", help="train a separator (CPU, CUDA with bf16, or several processes under torchrun)",
@@ -135,9 +132,7 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
                     "OUT/valid.csv. Under torchrun each process is one DDP rank.")
     p.add_argument("--config", default=defaults.config,
                    help=f"preset ({', '.join(PRESETS)}) or SeparatorConfig JSON (default {defaults.config})")
-    p.add_argument("--data", required=True, help="data folder")
-    p.add_argument("--format", required=True, choices=(*FORMATS, "packed"),
-                   help="data layout (packed: a file written by `stemstream pack`)")
+    _add_data_arguments(p, packed=True)
     p.add_argument("--out", required=True, help="run folder")
     p.add_argument("--resume", action="store_true",
                    help="continue from OUT/checkpoint.pt (its settings; new --steps, --max-minutes, --max-cpu-minutes, --threads)")
@@ -150,7 +145,7 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--init-from", default="", metavar="MODEL",
                    help="start from a trained model (shipped name or directory) of the same architecture; "
                         "stems it lacks start from its 'other' stem")
-    p.set_defaults(func=_run_train)
+    p.set_defaults(func=_run_train, user_errors=_DATA_ERRORS)
 
 
 def _run_train(args: argparse.Namespace) -> int:
@@ -160,38 +155,27 @@ def _run_train(args: argparse.Namespace) -> int:
 
     fields = {f.name for f in dataclasses.fields(TrainSettings)}
     settings = TrainSettings(**{k: v for k, v in vars(args).items() if k in fields})
-    try:
-        last = train(settings, resume=args.resume)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"stemstream train: error: {exc}", file=sys.stderr)
-        return 2
+    last = train(settings, resume=args.resume)
     print("last step: " + ", ".join(f"{k} {v:.4f}" for k, v in last.items()))
     return 0
 
 
 def _add_pack(subparsers: argparse._SubParsersAction) -> None:
-    from .data.readers import FORMATS
-
     p = subparsers.add_parser(
         "pack", help="pack multitrack data as mono 8-bit mu-law (compact data for a GPU machine)",
         description="Read every track of a data folder at the model rate, mix it down to mono and write "
                     "8-bit mu-law stems into one .npz that `stemstream train --format packed` reads.")
-    p.add_argument("--data", required=True, help="data folder")
-    p.add_argument("--format", required=True, choices=tuple(FORMATS), help="data layout")
+    _add_data_arguments(p)
     p.add_argument("--out", required=True, type=Path, help="output .npz")
     p.add_argument("--sample-rate-hz", type=int, default=22050, help="rate to store (default 22050)")
-    p.set_defaults(func=_run_pack)
+    p.set_defaults(func=_run_pack, user_errors=_DATA_ERRORS)
 
 
 def _run_pack(args: argparse.Namespace) -> int:
     from .data.packed import pack_tracks
     from .train import load_tracks
 
-    try:
-        tracks = load_tracks(args.data, args.format, args.sample_rate_hz)
-        out = pack_tracks(tracks, args.out)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"stemstream pack: error: {exc}", file=sys.stderr)
-        return 2
+    tracks = load_tracks(args.data, args.format, args.sample_rate_hz)
+    out = pack_tracks(tracks, args.out)
     print(f"{len(tracks)} tracks packed into {out} ({out.stat().st_size / 2**20:.1f} MiB)")
     return 0

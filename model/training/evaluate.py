@@ -24,7 +24,7 @@ that is silent in every kept window of every track (e.g. no guitar in the songs 
 score: it is listed in ``absent_stems``, never scored as NaN (and ``mean_si_sdri_db`` is ``None``
 when no stem was scored). Side by side, :func:`format_table` averages over the stems every
 result scored and names them. Reference stems the model lacks stay in the mixture.
-``model="mixture"`` scores the mixture as every estimate (0 dB SI-SDRi by construction).
+``name_or_path="mixture"`` scores the mixture as every estimate (0 dB SI-SDRi by construction).
 """
 from __future__ import annotations
 
@@ -110,7 +110,7 @@ class _Estimator:
 
     def __init__(self, name_or_path: str, device: str, sample_rate_hz: int | None) -> None:
         self.name = name_or_path
-        self.separator: StreamingSeparator | None = None
+        self.runtime: StreamingSeparator | None = None
         self.offline: RQVAESeparator | None = None
         if name_or_path == MIXTURE_BASELINE:
             self.stems: tuple[str, ...] | None = None  # every stem the data has
@@ -118,7 +118,7 @@ class _Estimator:
             return
         net = load_separator(name_or_path)
         if net.config.causal:
-            self.separator = StreamingSeparator(net, device=device)
+            self.runtime = StreamingSeparator(net, device=device)
         else:
             self.offline = net.to(device)
         self.stems = net.config.stems
@@ -134,8 +134,8 @@ class _Estimator:
     def estimate(self, track: Track, names: list[str]) -> np.ndarray:
         if self.stems is None:
             return np.broadcast_to(track.mixture, (len(names),) + track.mixture.shape)
-        if self.separator is not None:
-            stems = self.separator.separate(track.mixture)  # [S_model, C, T]
+        if self.runtime is not None:
+            stems = self.runtime.separate(track.mixture)  # [S_model, C, T]
         else:
             stems = _run_offline(self.offline, track.mixture)
         return stems[[self.stems.index(n) for n in names]]
@@ -171,16 +171,16 @@ def _museval_sdr(estimates: np.ndarray, references: np.ndarray, sample_rate_hz: 
     return out
 
 
-def evaluate(model: str, data: str | Path, format: str, limit: int | None = None,
+def evaluate(name_or_path: str, data: str | Path, format: str, limit: int | None = None,
              names: Sequence[str] | None = None, sdr: bool = True, channels: int = 2, device: str = "cpu",
              sample_rate_hz: int | None = None, progress: Callable[[str], None] | None = None) -> EvalResult:
-    """Score ``model`` (a shipped name, a checkpoint folder, or ``"mixture"``) on ``data``.
+    """Score the model ``name_or_path`` (a shipped name, a checkpoint folder, or ``"mixture"``) on ``data``.
 
     Tracks are read at the model's rate (``sample_rate_hz`` for the mixture baseline, default
     the default config's 22.05 kHz) with ``channels`` channels. ``sdr=False`` skips museval.
     """
     wall0 = time.perf_counter()
-    estimator = _Estimator(model, device, sample_rate_hz)
+    estimator = _Estimator(name_or_path, device, sample_rate_hz)
     rate = estimator.sample_rate_hz
     paths = list_tracks(data, format, names, limit)
     windows: dict[str, list[np.ndarray]] = {}
@@ -220,7 +220,7 @@ def evaluate(model: str, data: str | Path, format: str, limit: int | None = None
         stems[n] = StemScore(float(active.mean()), float(np.median(sdrs[n])) if sdr and sdrs.get(n) else None,
                              int(active.size), float(np.nanmean(full)) if np.isfinite(full).any() else math.nan)
     mean = float(np.mean([s.si_sdri_db for s in stems.values()])) if stems else None
-    return EvalResult(model, len(track_names), stems, mean, str(data), format, rate, track_names,
+    return EvalResult(name_or_path, len(track_names), stems, mean, str(data), format, rate, track_names,
                       round(audio_s, 3), round(time.perf_counter() - wall0, 3), absent)
 
 

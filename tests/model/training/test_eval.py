@@ -117,6 +117,8 @@ def test_clear_errors(data, tmp_path, capsys):
     assert "no stem in common" in capsys.readouterr().err
     assert main(["eval", "--model", "mixture", "--data", str(data), "--format", "musdb"]) == 2
     assert "no *.stem.mp4 files" in capsys.readouterr().err
+    assert main(["eval", "--model", "mixture", "--data", str(data), "--format", "slakh", "--limit", "0"]) == 2
+    assert capsys.readouterr().err == "stemstream eval: error: --limit must be 1 or more tracks, got 0\n"
 
 
 @pytest.fixture(scope="module")
