@@ -64,16 +64,22 @@ class _NativeStage:
     measured at the start of a stream by feeding silence (``prefill`` is the stage's streaming
     latency). If the plugins ever withhold more than that, the stage plays silence for the
     shortfall, grows its latency by as much and warns.
+
+    pedalboard reads a block of fewer samples than channels (``[2, 1]``) as channels-last (two
+    samples of one channel), so such blocks are held back until at least as many samples as
+    channels have come; a stream that starts with them has that much more latency
+    (``channels - block`` samples).
     """
 
     def __init__(self, plugins: list[pedalboard.Plugin]) -> None:
         self.board = pedalboard.Pedalboard(plugins)
         self.latency_samples = 0
         self._fifo: SampleFifo | None = None
+        self._held: SampleFifo | None = None  # input too short for pedalboard to read unambiguously
 
     def reset(self) -> None:
         self.board.reset()
-        self._fifo = None
+        self._fifo = self._held = None
 
     def aligned(self, audio: np.ndarray, sample_rate_hz: int, buffer_size: int) -> np.ndarray:
         _prime_layout(self.board, audio, sample_rate_hz)
@@ -94,16 +100,25 @@ class _NativeStage:
         return withheld
 
     def start(self, sample_rate_hz: int, channels: int, block_samples: int, buffer_size: int) -> None:
-        self.latency_samples = self.measure_latency(sample_rate_hz, channels, block_samples, buffer_size)
+        hold = max(channels - block_samples, 0)  # what short blocks wait for (see the class docstring)
+        self.latency_samples = self.measure_latency(sample_rate_hz, channels, max(block_samples, channels),
+                                                    buffer_size) + hold
         self._fifo = SampleFifo((channels,), self.latency_samples)
+        self._held = SampleFifo((channels,))
 
     def step(self, audio: np.ndarray, sample_rate_hz: int, buffer_size: int) -> np.ndarray:
-        _prime_layout(self.board, audio, sample_rate_hz)
-        out = self.board.process(audio, sample_rate_hz, buffer_size, reset=False)
-        if out.shape[0] != audio.shape[0]:  # pedalboard gives [0, 0]-like shapes for empty output
-            out = np.zeros((audio.shape[0], 0), np.float32)
-        self._fifo.push(out)
-        short = audio.shape[1] - self._fifo.available
+        n, channels = audio.shape[1], audio.shape[0]
+        block = audio
+        if self._held.available or n < channels:
+            self._held.push(audio)
+            block = self._held.pop(self._held.available) if self._held.available >= channels else audio[:, :0]
+        if block.shape[1]:
+            _prime_layout(self.board, block, sample_rate_hz)
+            out = self.board.process(block, sample_rate_hz, buffer_size, reset=False)
+            if out.shape[0] != channels:  # pedalboard gives [0, 0]-like shapes for empty output
+                out = np.zeros((channels, 0), np.float32)
+            self._fifo.push(out)
+        short = n - self._fifo.available
         if short > 0:
             warnings.warn(f"{self.board!r} withheld {short} more sample(s) than measured at the stream's "
                           f"start; the chain's latency grows by {short}", RuntimeWarning, stacklevel=4)
