@@ -192,7 +192,11 @@ class StemSeparator(PedalboardProcessor):
         if audio.size == 0:
             return {s: np.zeros(audio.shape, np.float32) for s in self.runtime.stems}
         planar = to_planar(audio, self._last_layout)
-        stems = np.concatenate(list(self.separate_blocks([planar.audio], rate)), axis=-1)  # [S, C, T]
+        stems = np.empty((len(self.runtime.stems), *planar.audio.shape), np.float32)  # [S, C, T]
+        done = 0
+        for block in self.separate_blocks([planar.audio], rate):
+            stems[..., done:done + block.shape[-1]] = block
+            done += block.shape[-1]
         return {name: from_planar(stems[i], planar.layout) for i, name in enumerate(self.runtime.stems)}
 
     def separate_blocks(self, blocks: Iterable[np.ndarray], sample_rate: float) -> Iterator[np.ndarray]:
