@@ -1,12 +1,16 @@
 """The numba frame step equals the torch streaming path: outputs, buffering, reset, n_q, NaN, errors."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
 import model
+from model.blocks import CausalConvStack, ResidualUnit
 from model.numba_step import NumbaFrameStep
+from model.streaming import StreamingState
 from tests.helpers import small_config
 from tests.model.test_streaming import feed
 
@@ -71,6 +75,10 @@ NETS = {
     "mask_lstm2": dict(temporal_layers=2),
     "mask_lstm_consistent": dict(mixture_consistency=True),
     "waveform_consistent": dict(output="waveform", mixture_consistency=True),
+    "strides_435": dict(strides=(4, 3, 5)),
+    "strides_435_consistent": dict(strides=(4, 3, 5), mixture_consistency=True),
+    "biased_basis": dict(bias_free_masking=False),
+    "biased_basis_consistent": dict(bias_free_masking=False, mixture_consistency=True),
 }
 
 
@@ -200,3 +208,63 @@ def test_auto_backend_is_numba_on_the_cpu():
     net = model.RQVAESeparator(small_config()).eval()
     assert model.StreamingSeparator(net).backend == "numba"
     assert model.StreamingSeparator(net, backend="torch").backend == "torch"
+
+
+def test_musdb4_v2_config_matches_torch():
+    """The musdb4-v2 architecture (strides 8, 3, 5: frame 120; mixture consistency), random weights."""
+    config = model.SeparatorConfig.load(Path(__file__).parents[2] / "docs/models/musdb4-v2/config.json")
+    assert config.strides == (8, 3, 5) and config.mixture_consistency
+    torch.manual_seed(0)
+    net = model.RQVAESeparator(config).eval()
+    with torch.no_grad():
+        net.mask.conv.weight.normal_(0.0, 0.5)
+    got, expected = stream_both(net, signal(2, 24 * net.frame_size))
+    assert_close(got, expected)
+
+
+def test_the_step_follows_the_networks_modules_not_its_config():
+    """Layers changed in the network (a level with one more residual unit, a conv stack where the
+    config says lstm) run in the numba step as they run in torch, with no change to the step."""
+    net = random_net()
+    assert net.config.temporal == "lstm"
+    torch.manual_seed(1)
+    net.encoder[1].units.append(ResidualUnit(16, 3, 2, causal=True))
+    net.decoder[0].units.append(ResidualUnit(16, 3, 4, causal=True))
+    net.temporal = CausalConvStack(16, 2, 3)
+    got, expected = stream_both(net.eval(), signal(2, FRAMES * net.frame_size))
+    assert_close(got, expected)
+    untouched, _ = stream_both(random_net(), signal(2, FRAMES * net.frame_size))
+    assert np.abs(got - untouched).max() > 1e-2 * np.abs(untouched).max()
+
+
+class _Gain(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return 2.0 * x
+
+
+def test_a_layer_the_step_cannot_run_is_refused_by_name():
+    net = random_net()
+    net.temporal = _Gain()
+    with pytest.raises(ValueError, match=r"no kernel for temporal \(_Gain\).*backend='torch'"):
+        NumbaFrameStep(net)
+    net = random_net()
+    net.encoder[1].gain = _Gain()  # a child its level's numba layer does not know
+    with pytest.raises(ValueError, match=r"does not run encoder\.1\.gain of this network"):
+        NumbaFrameStep(net)
+    assert model.StreamingSeparator(net, backend="torch").process(np.zeros((1, 64), np.float32)).shape == (4, 1, 64)
+
+
+def test_states_follow_the_streaming_state_contract():
+    """Every state is a StreamingState of arrays, allocated by bind, carried by the step and zeroed
+    in place by reset."""
+    step = NumbaFrameStep(random_net(mixture_consistency=True), channels=2)
+    states = step.states()
+    assert len(states) >= 8 and all(isinstance(s, StreamingState) for s in states)
+    arrays = [a for s in states for a in s.arrays()]
+    out = np.zeros((4, 2, 32), np.float32)
+    for i in range(3):
+        step.step(signal(2, 32, seed=i), out)
+    assert all(np.abs(a).max() > 0 for a in arrays)
+    step.reset()
+    assert all(np.abs(a).max() == 0 for a in arrays)
+    assert [id(a) for a in arrays] == [id(a) for s in step.states() for a in s.arrays()]
