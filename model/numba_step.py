@@ -115,6 +115,15 @@ class _Layer:
         raise NotImplementedError
 
 
+class _StatefulLayer(_Layer):
+    """A layer with one state of its own (allocated by ``bind``)."""
+
+    state: StreamingState
+
+    def states(self) -> list[StreamingState]:
+        return [self.state]
+
+
 class _Walk:
     """Builds the numba layers of a network module by module (through :data:`_LAYERS`) and
     records which modules they run, so that a module left out is an error, not a silent skip."""
@@ -174,7 +183,7 @@ def _check_frames(frames_in: int, stride: int, where: str) -> None:
 
 
 @_numba_layer(CausalConv1d)
-class _CausalConv(_Layer):
+class _CausalConv(_StatefulLayer):
     """A :class:`CausalConv1d`: ``[N, T_in, C_in] -> [N, T_in / stride, C_out]``."""
 
     def __init__(self, conv: CausalConv1d, frames_in: int, walk: _Walk) -> None:
@@ -192,9 +201,6 @@ class _CausalConv(_Layer):
         self.state = WindowState(_zeros(x.shape[0], self.context_rows + self.frames_in, c_in))
         self.out = _zeros(x.shape[0], self.frames_out, c_out)
         return self.out
-
-    def states(self) -> list[StreamingState]:
-        return [self.state]
 
     def ops(self, k: KernelSet) -> list[Op]:
         return [(k.causal_conv, (self.x, self.state.window, self.weight, self.bias, self.stride, self.dilation,
@@ -272,7 +278,7 @@ def _conv_stack(stack: CausalConvStack, frames_in: int, walk: _Walk) -> _Chain:
 
 
 @_numba_layer(StreamingLSTM)
-class _LSTM(_Layer):
+class _LSTM(_StatefulLayer):
     """A causal :class:`StreamingLSTM` (with its residual connection): ``[N, T, H] -> [N, T, H]``."""
 
     def __init__(self, lstm: StreamingLSTM, frames: int, walk: _Walk) -> None:
@@ -295,9 +301,6 @@ class _LSTM(_Layer):
         self.gates = _zeros(4 * h_size)
         self.out = _zeros(x.shape[0], self.frames_out, h_size)
         return self.out
-
-    def states(self) -> list[StreamingState]:
-        return [self.state]
 
     def ops(self, k: KernelSet) -> list[Op]:
         return [(k.lstm, (self.x, self.w_ih, self.w_hh, self.bias, self.state.hidden, self.state.cell, self.gates,
@@ -333,7 +336,7 @@ class _Quantizer(_Layer):
                               self.out_bias, self.residual, self.total, self.dots, self.out))]
 
 
-class _EluConvTranspose(_Layer):
+class _EluConvTranspose(_StatefulLayer):
     """An ungrouped :class:`CausalConvTranspose1d` of ``elu(x)`` (how the decoder and the waveform
     head call theirs), plus an optional skip: ``[N, T, C_in] -> [N, T * stride, C_out]``."""
 
@@ -354,9 +357,6 @@ class _EluConvTranspose(_Layer):
         self.state = OverlapState(_zeros(x.shape[0], self.tail_rows + self.frames_out, c_out))
         self.out = _zeros(x.shape[0], self.frames_out, c_out)
         return self.out
-
-    def states(self) -> list[StreamingState]:
-        return [self.state]
 
     def ops(self, k: KernelSet) -> list[Op]:
         return [(k.elu_conv_transpose, (self.x, self.weight, self.bias, self.stride, self.state.overlap, self.skip,
@@ -383,7 +383,7 @@ class _DecoderLevel(_Layer):
         return self.up.ops(k) + self.units.ops(k)
 
 
-class _MaskHead(_Layer):
+class _MaskHead(_StatefulLayer):
     """Masks over the first level's basis, decoded by each stem's synthesis: ``x [N, T0, C0]``
     and ``basis [N, T0, C0]`` -> ``stems [S, N, T0 * stride]``."""
 
@@ -409,9 +409,6 @@ class _MaskHead(_Layer):
         self.state = OverlapState(_zeros(x.shape[0], self.n_stems, self.tail_rows + self.frames_out))
         self.out = _zeros(self.n_stems, x.shape[0], self.frames_out)
         return self.out
-
-    def states(self) -> list[StreamingState]:
-        return [self.state]
 
     def ops(self, k: KernelSet) -> list[Op]:
         return [(k.masked_synthesis, (self.x, self.mask_weight, self.mask_bias, self.basis, self.basis_bias,
@@ -439,7 +436,7 @@ class _WaveformHead(_Layer):
         return self.conv.ops(k) + [(np.copyto, (self.out, self.stem_major))]
 
 
-class _MixtureConsistency(_Layer):
+class _MixtureConsistency(_StatefulLayer):
     """A :class:`SampleDelay` of the mixture used to correct the stems ``[S, N, F]`` (in place)
     to sum to the input frame ``[N, F]`` delayed by ``delay_samples``."""
 
@@ -451,9 +448,6 @@ class _MixtureConsistency(_Layer):
         self.x, self.out = x, stems
         self.state = HistoryState(_zeros(x.shape[0], self.delay_samples + self.frames_out))
         return self.out
-
-    def states(self) -> list[StreamingState]:
-        return [self.state]
 
     def ops(self, k: KernelSet) -> list[Op]:
         return [(k.mixture_consistency, (self.x, self.state.history, self.out))]
