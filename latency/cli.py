@@ -1,7 +1,9 @@
 """Subcommands of the ``latency`` package: ``profile`` and ``roundtrip``.
 
 Handlers import their modules lazily, so ``python -m latency profile`` needs only torch,
-numpy and this project (matplotlib for ``--plot``), as on a bare GPU machine.
+numpy and this project (matplotlib for ``--plot``), as on a bare GPU machine. What a handler
+raises of its ``user_errors`` is reported by the dispatcher (``stemstream_cli.run_command``) as
+``stemstream CMD: error: MESSAGE`` with status 2.
 """
 from __future__ import annotations
 
@@ -48,7 +50,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--n-q", type=int, help="quantizers to use (default: all)")
     p.add_argument("--json", required=True, help="output JSON file (a list of rows)")
     p.add_argument("--plot", help="output PNG: histogram and timeline per configuration")
-    p.set_defaults(func=_profile)
+    # ValueError: bad arguments, ModeError, CheckpointError; ImportError: --plot without matplotlib
+    p.set_defaults(func=_profile, user_errors=(ValueError, ImportError))
 
     r = subparsers.add_parser(
         "roundtrip", help="measure the live engine's latency through JACK and compare it with the reported one",
@@ -66,31 +69,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="the engine's mode (default auto: callback when the pipeline fits in the callback)")
     r.add_argument("--attempts", type=int, default=5, help="runs to try when xruns disturb one (default 5)")
     r.add_argument("--json", required=True, help="output JSON file")
-    r.set_defaults(func=_roundtrip)
+    from .jackio import JackProbeError
+
+    r.set_defaults(func=_roundtrip, user_errors=(ValueError, JackProbeError))
 
 
 def _profile(args: argparse.Namespace) -> int:
     import torch
 
-    import model
-
-    from .modes import ModeError, check_mode
+    from .modes import check_mode
     from .profile import run_profile, write_json
     from .subject import load_subject
 
     if args.seconds <= 0 or args.warmup_seconds < 0:
-        return _fail(f"--seconds must be > 0 and --warmup-seconds >= 0 (got {args.seconds}, {args.warmup_seconds})")
+        raise ValueError(f"--seconds must be > 0 and --warmup-seconds >= 0 (got {args.seconds}, {args.warmup_seconds})")
     if args.threads < 1:
-        return _fail(f"--threads must be >= 1, got {args.threads}")
+        raise ValueError(f"--threads must be >= 1, got {args.threads}")
     torch.set_num_threads(args.threads)
     if args.mode is None:
         args.mode = ["numba"] if args.device == "cpu" else ["graph"]
-    try:
-        for mode in args.mode:
-            check_mode(args.device, mode)
-        net, info = load_subject(args.model, args.config_json)
-    except (ModeError, model.CheckpointError, ValueError) as exc:
-        return _fail(str(exc))
+    for mode in args.mode:
+        check_mode(args.device, mode)
+    net, info = load_subject(args.model, args.config_json)
     tty = sys.stderr.isatty()  # the in-place call counter only on a terminal, not in logs
 
     def log(line: str) -> None:
@@ -102,24 +102,16 @@ def _profile(args: argparse.Namespace) -> int:
     print(f"profiling {info.label} ({net.num_parameters():,} parameters"
           f"{', random weights' if info.random_weights else ''}) with {torch.get_num_threads()} torch thread(s)",
           file=sys.stderr)
-    try:
-        results = run_profile(net, info, args.device, args.mode, args.blocks, args.channels, args.seconds,
-                              args.warmup_seconds, args.n_q, log=log, progress=progress if tty else None)
-    except ValueError as exc:  # e.g. n_q out of range
-        return _fail(str(exc))
+    results = run_profile(net, info, args.device, args.mode, args.blocks, args.channels, args.seconds,
+                          args.warmup_seconds, args.n_q, log=log, progress=progress if tty else None)
     print(f"wrote {write_json(results, args.json)}", file=sys.stderr)
     if args.plot:
         try:
             from .plot import plot_profile
         except ImportError as exc:
-            return _fail(f"--plot needs matplotlib ({exc}); pip install matplotlib, or drop --plot")
+            raise ImportError(f"--plot needs matplotlib ({exc}); pip install matplotlib, or drop --plot") from exc
         print(f"wrote {plot_profile(results, args.plot)}", file=sys.stderr)
     return 0
-
-
-def _fail(message: str) -> int:
-    print(f"stemstream: error: {message}", file=sys.stderr)
-    return 2
 
 
 def _roundtrip(args: argparse.Namespace) -> int:
@@ -135,14 +127,14 @@ def _roundtrip(args: argparse.Namespace) -> int:
     from .subject import load_subject
 
     if args.attempts < 1 or (args.prefill_samples is not None and args.prefill_samples < 0):
-        return _fail("--attempts must be >= 1 and --prefill-samples >= 0")
+        raise ValueError("--attempts must be >= 1 and --prefill-samples >= 0")
+    net, info = load_subject(args.model, args.config_json)
+    runtime = model.StreamingSeparator(net)
     try:
-        net, info = load_subject(args.model, args.config_json)
-        separator = model.StreamingSeparator(net)
-        result = measure_roundtrip(separator, args.path, info.label, info.random_weights, args.prefill_samples,
+        result = measure_roundtrip(runtime, args.path, info.label, info.random_weights, args.prefill_samples,
                                    args.attempts, log=lambda line: print(line, file=sys.stderr), mode=args.mode)
-    except (LiveError, JackProbeError, model.CheckpointError, ValueError) as exc:
-        return _fail(str(exc))
+    except LiveError as exc:  # the audio side failed; rt is imported only here (profile runs without it)
+        raise JackProbeError(str(exc)) from exc
     print(format_result(result))
     data = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in result.to_dict().items()}
     out = Path(args.json)

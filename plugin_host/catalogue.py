@@ -427,20 +427,19 @@ def is_catalogue(inputs: Sequence[str], jobs: int | None, ray_address: str | Non
 def run_from_args(args) -> int:
     """``stemstream separate`` in catalogue mode: exit status 0, 1 (a file failed), 2 (bad
     arguments) or 130/143 (stopped by Ctrl-C/SIGTERM: rerun the same command to resume)."""
-    import signal
     import sys
 
-    from .cli import _check_args, _fail, _on_sigterm, _SIGNALS, _stopped_by
+    from stemstream_cli import stopped_by
 
+    from .cli import _check_args
+
+    # a ValueError (CatalogueError is one) is the user's to fix: "stemstream separate: error: ..." (status 2)
     if args.jobs is not None and args.jobs < 1:
-        return _fail(f"--jobs must be 1 or more worker processes, got {args.jobs}")
-    try:
-        pairs = expand_inputs(args.inputs, args.out)
-    except CatalogueError as exc:
-        return _fail(str(exc))
+        raise ValueError(f"--jobs must be 1 or more worker processes, got {args.jobs}")
+    pairs = expand_inputs(args.inputs, args.out)
     problem = _check_args(_namespace_with(args, inputs=[]))  # inputs: each file's own failure, the rest go on
     if problem is not None:
-        return _fail(problem)
+        raise ValueError(problem)
     stems = tuple(s.strip() for s in args.stems.split(",") if s.strip()) if args.stems else None
     settings = CatalogueSettings(args.model, stems, args.format, args.chain, args.n_q, args.device, args.normalize,
                                  args.allow_damaged)
@@ -456,21 +455,17 @@ def run_from_args(args) -> int:
         for note in r.warnings:
             print(f"warning: {r.input}: {note}", file=sys.stderr)
 
-    _SIGNALS["SIGTERM"] = False
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         results = run_catalogue(pairs, args.out, settings, args.jobs or 1, args.ray, args.overwrite, report)
     except KeyboardInterrupt:
-        how, status = _stopped_by()
+        how, status = stopped_by()
         print(f"stopped by {how}: files not finished are redone when the same command runs again "
               "(finished ones are skipped)", file=sys.stderr)
         return status
-    except CatalogueError as exc:
-        return _fail(str(exc))
+    except ValueError:
+        raise
     except Exception as exc:  # the model, stems or chain file (loaded before any work)
-        return _fail(f"{type(exc).__name__}: {exc}" if not isinstance(exc, ValueError) else str(exc))
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+        raise ValueError(f"{type(exc).__name__}: {exc}") from exc
     counts = summary_json(results)
     print(f"{counts['done']} separated, {counts['skipped']} already complete, {counts['failed']} failed "
           f"(of {counts['files']})", file=sys.stderr)

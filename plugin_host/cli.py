@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 from pathlib import Path
 
 import model
+
+from stemstream_cli import stopped_by
 
 from .audio_io import OUTPUT_FORMATS
 
@@ -42,7 +43,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--ray", default=None, metavar="ADDRESS",
                    help="catalogue: one Ray task per file; 'local' starts a local Ray instance, 'auto' joins a "
                         "running cluster (else starts one), or a cluster address (pip install 'stemstream[ray]')")
-    p.set_defaults(func=run_separate)
+    # bad arguments, inputs, models, stems or chain files: "stemstream separate: error: ..." (status 2)
+    p.set_defaults(func=run_separate, user_errors=(ValueError,))
 
     b = subparsers.add_parser(
         "bench-host", help="realtime factor of StemSeparator.process on a stereo signal, as JSON",
@@ -57,11 +59,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     b.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     b.add_argument("--out", default=None, help="JSON file to write (default: print only)")
     b.set_defaults(func=run_bench)
-
-
-def _fail(message: str) -> int:
-    print(f"stemstream separate: error: {message}", file=sys.stderr)
-    return 2
 
 
 def _check_args(args: argparse.Namespace) -> str | None:
@@ -86,18 +83,6 @@ def _check_args(args: argparse.Namespace) -> str | None:
     if bad:
         return "bad input(s): " + "; ".join(bad)
     return None
-
-
-_SIGNALS = {"SIGTERM": False}  # set when SIGTERM arrived (it is handled like Ctrl-C)
-
-
-def _on_sigterm(signum: int, frame: object) -> None:
-    _SIGNALS["SIGTERM"] = True
-    raise KeyboardInterrupt("SIGTERM")
-
-
-def _stopped_by() -> tuple[str, int]:
-    return ("SIGTERM", 143) if _SIGNALS["SIGTERM"] else ("Ctrl-C", 130)
 
 
 def _progress_bars(quiet: bool):
@@ -134,33 +119,29 @@ def run_separate(args: argparse.Namespace) -> int:
         return run_from_args(args)
     problem = _check_args(args)
     if problem is not None:
-        return _fail(problem)
-    _SIGNALS["SIGTERM"] = False
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+        raise ValueError(problem)
     try:
         return _separate(args)
     except KeyboardInterrupt:  # while loading the model: nothing was written yet
-        how, status = _stopped_by()
+        how, status = stopped_by()
         print(f"stopped by {how} before any input was separated; nothing was written", file=sys.stderr)
         return status
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _separate(args: argparse.Namespace) -> int:
     from .batch import SeparateOptions, separate_files
-    from .chain_spec import ChainSpecError, load_chain_spec
+    from .chain_spec import load_chain_spec
     from .separator import StemSeparator
 
     stems = [s.strip() for s in args.stems.split(",") if s.strip()] if args.stems else None
     try:
         separator = StemSeparator(args.model, stems=stems, device=args.device, n_q=args.n_q)
         spec = load_chain_spec(args.chain, separator.model_stems) if args.chain else None
-    except (model.CheckpointError, ChainSpecError, ValueError, TypeError, RuntimeError) as exc:
-        return _fail(str(exc))
+    except (TypeError, RuntimeError) as exc:  # CheckpointError and ChainSpecError are ValueErrors: they pass as they are
+        raise ValueError(str(exc)) from exc
     if args.format == "stem.mp4" and len(separator.stems) != 4:
-        return _fail(f"a .stem.mp4 holds exactly 4 stems but {len(separator.stems)} are selected "
-                     f"({', '.join(separator.stems)}); pick four with --stems or use --format wav")
+        raise ValueError(f"a .stem.mp4 holds exactly 4 stems but {len(separator.stems)} are selected "
+                         f"({', '.join(separator.stems)}); pick four with --stems or use --format wav")
     options = SeparateOptions(args.format, args.overwrite, args.allow_damaged, args.normalize)
     results = separate_files(separator, args.inputs, args.out, args.format, spec, options,
                              progress=_progress_bars(args.quiet))
@@ -179,7 +160,7 @@ def _summary(results: list) -> int:
     by_status = {s: [r for r in results if r.status == s] for s in ("done", "failed", "interrupted", "not started")}
     stopped = by_status["interrupted"] or by_status["not started"]
     if stopped:
-        how, status = _stopped_by()
+        how, status = stopped_by()
         print(f"stopped by {how}: {len(by_status['done'])} input(s) done, {len(by_status['failed'])} failed, "
               f"{len(by_status['interrupted'])} interrupted (its partial outputs removed), "
               f"{len(by_status['not started'])} not started", file=sys.stderr)

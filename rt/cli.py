@@ -51,12 +51,9 @@ def _add_live(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-tui", action="store_true",
                    help="the one-line status instead of the full-screen control surface (which is shown only "
                         "when stdin and stdout are a terminal)")
-    p.set_defaults(func=_run_live)
-
-
-def _fail(message: str) -> int:
-    print(f"stemstream live: error: {message}", file=sys.stderr)
-    return 2
+    # printed as "stemstream live: error: ..." (status 2): ValueError for bad arguments, models, stems, input
+    # files (AudioReadError) and audio devices (LiveError, converted where rt.live is imported); OSError: the files
+    p.set_defaults(func=_run_live, user_errors=(ValueError, OSError))
 
 
 def _check_args(args: argparse.Namespace) -> str | None:
@@ -85,64 +82,54 @@ def _check_args(args: argparse.Namespace) -> str | None:
     return None
 
 
-def _on_sigterm(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt("SIGTERM")
-
-
 def _run_live(args: argparse.Namespace) -> int:
-    """Ctrl-C and SIGTERM at any moment end with a summary and status 130 / 143, never a traceback."""
-    import signal
+    """Ctrl-C and SIGTERM (``stemstream``'s handler) before the stream starts end with a note and
+    status 130 / 143, never a traceback; once it runs, the stream stops and prints its summary."""
+    from stemstream_cli import stopped_by
 
     problem = _check_args(args)
     if problem is not None:
-        return _fail(problem)
-    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+        raise ValueError(problem)
     try:
         return _live(args)
-    except KeyboardInterrupt as exc:
-        how = "SIGTERM" if str(exc) == "SIGTERM" else "Ctrl-C"
+    except KeyboardInterrupt:
+        how, status = stopped_by()
         print(f"stopped by {how} before the stream started; nothing was written", file=sys.stderr)
-        return 143 if how == "SIGTERM" else 130
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+        return status
 
 
 def _live(args: argparse.Namespace) -> int:
     import model
 
     try:
-        separator = model.load(args.model, device=args.device)
+        runtime = model.load(args.model, device=args.device)
     except (model.CheckpointError, FileNotFoundError, RuntimeError, ValueError) as exc:
-        return _fail(f"cannot load model {args.model!r}: {exc}")
-    stems = [s.strip() for s in args.stems.split(",") if s.strip()] if args.stems else list(separator.stems)
-    unknown = [s for s in stems if s not in separator.stems]
+        raise ValueError(f"cannot load model {args.model!r}: {exc}") from exc
+    stems = [s.strip() for s in args.stems.split(",") if s.strip()] if args.stems else list(runtime.stems)
+    unknown = [s for s in stems if s not in runtime.stems]
     if unknown or not stems:
-        return _fail(f"unknown stem(s) {', '.join(unknown) or '(none given)'}; "
-                     f"this model's stems are: {', '.join(separator.stems)}")
+        raise ValueError(f"unknown stem(s) {', '.join(unknown) or '(none given)'}; "
+                         f"this model's stems are: {', '.join(runtime.stems)}")
     if args.input_file is not None:
-        return _run_file(args, separator, stems)
-    return _run_device(args, separator, stems)
+        return _run_file(args, runtime, stems)
+    return _run_device(args, runtime, stems)
 
 
-def _engine(args: argparse.Namespace, separator, rate_hz: int, channels: int, stems: list[str]):
+def _engine(args: argparse.Namespace, runtime, rate_hz: int, channels: int, stems: list[str]):
     from .engine import Engine
 
     block = args.blocksize or ENGINE_BLOCK_SAMPLES
     prefill = None if args.prefill_ms is None else math.ceil(args.prefill_ms * rate_hz / 1000)
-    return Engine(separator, rate_hz, channels, block, prefill_samples=prefill, stems=stems,
+    return Engine(runtime, rate_hz, channels, block, prefill_samples=prefill, stems=stems,
                   stem_outputs=args.stem_outputs, torch_threads=args.torch_threads, mode=args.mode)
 
 
-def _run_file(args: argparse.Namespace, separator, stems: list[str]) -> int:
-    from model.audio_io import AudioReadError
-
+def _run_file(args: argparse.Namespace, runtime, stems: list[str]) -> int:
     from .filedrive import drive_file
 
-    try:
-        result, engine = drive_file(lambda rate, channels: _engine(args, separator, rate, channels, stems),
-                                    args.input_file, args.output_file, args.overwrite)
-    except (AudioReadError, OSError) as exc:
-        return _fail(str(exc))
+    # a bad input file (AudioReadError) or output path (OSError) reaches the user as one error line
+    result, engine = drive_file(lambda rate, channels: _engine(args, runtime, rate, channels, stems),
+                                args.input_file, args.output_file, args.overwrite)
     stats, latency = engine.stats(), engine.latency()
     engine.close()
     print(f"wrote {result.output}: {result.frames} samples x {result.channels} channel(s) at {result.sample_rate_hz} "
@@ -159,7 +146,7 @@ def _run_file(args: argparse.Namespace, separator, stems: list[str]) -> int:
     return 0
 
 
-def _run_device(args: argparse.Namespace, separator, stems: list[str]) -> int:
+def _run_device(args: argparse.Namespace, runtime, stems: list[str]) -> int:
     from .live import LiveError, LiveStream, choose_devices, run_live
     from .midi import MidiController, MidiMapping
 
@@ -167,9 +154,9 @@ def _run_device(args: argparse.Namespace, separator, stems: list[str]) -> int:
     controller, port = None, None
     try:
         choice = choose_devices(args.input_device, args.output_device, per_channel)
-        engine = _engine(args, separator, choice.sample_rate_hz, choice.channels, stems)
+        engine = _engine(args, runtime, choice.sample_rate_hz, choice.channels, stems)
         if args.midi_port is not None or args.midi_virtual:
-            mapping = MidiMapping.load(args.midi_map, separator.stems) if args.midi_map else None
+            mapping = MidiMapping.load(args.midi_map, runtime.stems) if args.midi_map else None
             controller = MidiController(engine.mixer, mapping)
             port = controller.open(args.midi_port, virtual=args.midi_virtual)
             print(f"MIDI: listening on {port}", file=sys.stderr)
@@ -181,8 +168,8 @@ def _run_device(args: argparse.Namespace, separator, stems: list[str]) -> int:
         title = (f"stemstream live: {args.model}, {choice.sample_rate_hz} Hz, {choice.channels} ch, "
                  f"block {args.blocksize or 'server period'}")
         run_live(stream, args.seconds, controller, port, title, tui=False if args.no_tui else None)
-    except (LiveError, ValueError) as exc:
-        return _fail(str(exc))
+    except LiveError as exc:  # the audio devices: the user's to fix, as a ValueError is
+        raise ValueError(str(exc)) from exc
     finally:
         if controller is not None:
             controller.close()
