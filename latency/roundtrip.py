@@ -31,7 +31,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 
 import model
-from rt.latency import LatencyBreakdown
+from rt.delays import LatencyBreakdown
 
 from .jackio import JackProbe
 from .machine import describe_machine
@@ -96,7 +96,7 @@ class RoundTripResult:
         return dataclasses.asdict(self)
 
 
-def measure_roundtrip(separator: model.StreamingSeparator, path: str = "wet", model_label: str = "",
+def measure_roundtrip(runtime: model.StreamingSeparator, path: str = "wet", model_label: str = "",
                       random_weights: bool = False, prefill_samples: int | None = None, attempts: int = 5,
                       log: Callable[[str], None] = print, mode: str = "auto") -> RoundTripResult:
     """Run the live engine (mono) on the default (JACK) devices and measure its round trip.
@@ -113,7 +113,7 @@ def measure_roundtrip(separator: model.StreamingSeparator, path: str = "wet", mo
     switch_interval = sys.getswitchinterval()
     sys.setswitchinterval(SWITCH_INTERVAL_S)
     try:
-        result = _measure(separator, choice, path, prefill_samples, attempts, log, mode)
+        result = _measure(runtime, choice, path, prefill_samples, attempts, log, mode)
     finally:
         sys.setswitchinterval(switch_interval)
     return dataclasses.replace(result, model=model_label, random_weights=random_weights)
@@ -145,10 +145,10 @@ class _Run(NamedTuple):
         return max(self.jack_xruns + self.status_flags, self.missed_cycles)
 
 
-def _measure(separator: model.StreamingSeparator, choice, path: str, prefill_samples: int | None,
+def _measure(runtime: model.StreamingSeparator, choice, path: str, prefill_samples: int | None,
              attempts: int, log: Callable[[str], None], mode: str) -> RoundTripResult:
     for attempt in range(1, attempts + 1):
-        run = _play_and_record(separator, choice, path, prefill_samples, mode)
+        run = _play_and_record(runtime, choice, path, prefill_samples, mode)
         result = _analyse(run, choice.sample_rate_hz, path, attempt)
         log(f"attempt {attempt} ({run.mode} mode): {run.xruns} xrun(s), {run.missed_cycles} missed cycle(s), "
             f"{run.underrun_samples} underrun sample(s), {100 * (1 - run.recorded_fraction):.1f}% of the "
@@ -160,13 +160,13 @@ def _measure(separator: model.StreamingSeparator, choice, path: str, prefill_sam
     return result
 
 
-def _play_and_record(separator: model.StreamingSeparator, choice, path: str, prefill_samples: int | None,
+def _play_and_record(runtime: model.StreamingSeparator, choice, path: str, prefill_samples: int | None,
                      mode: str) -> _Run:
     from rt.engine import Engine
     from rt.live import LiveStream
 
     probe = None
-    engine = Engine(separator, choice.sample_rate_hz, 1, _jack_period(), prefill_samples=prefill_samples, mode=mode)
+    engine = Engine(runtime, choice.sample_rate_hz, 1, _jack_period(), prefill_samples=prefill_samples, mode=mode)
     try:
         engine.mixer.set_wet(1.0 if path == "wet" else 0.0)
         expected = engine.latency().engine_samples

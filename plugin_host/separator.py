@@ -10,7 +10,7 @@ import numpy as np
 
 from model import DEFAULT_MODEL, RQVAESeparator, StreamingSeparator
 from model import load as load_model
-from rt.latency import LatencyBreakdown, latency_breakdown
+from rt.delays import LatencyBreakdown, latency_breakdown
 from rt.mixer import StemMixer
 from rt.pipeline import SeparationPipeline
 
@@ -28,7 +28,7 @@ class _HostStream:
     With ``gains_db`` the ``K = 1`` output is the sum of the named stems, each scaled by its gain;
     without, ``K = S``: every stem of the model at 0 dB. Every call returns exactly ``n`` samples,
     the input delayed by ``latency_samples`` (a whole number of host samples: see
-    :func:`rt.latency.output_delay_padding`).
+    :func:`rt.delays.output_delay_padding`).
     """
 
     def __init__(self, runtime: StreamingSeparator, host_rate_hz: int, channels: int, latency_samples: int,
@@ -103,22 +103,22 @@ class StemSeparator(PedalboardProcessor):
     warning), so they never reach the recurrent model's state.
 
     Args:
-        model: a shipped model's name, a checkpoint directory, a loaded
+        source: a shipped model's name, a checkpoint directory, a loaded
             :class:`model.StreamingSeparator`, or an :class:`model.RQVAESeparator`.
         stems: names of the stems summed into the output (default: all of the model's stems).
         gains_db: per-stem gain in dB, a mapping ``{stem: dB}`` (missing stems: 0 dB) or a
             sequence aligned with ``stems``.
-        device: ``"cpu"`` or ``"cuda"``, used when loading ``model``.
-        n_q: number of quantizers used when loading ``model`` (default: all).
+        device: ``"cpu"`` or ``"cuda"``, used when loading ``source``.
+        n_q: number of quantizers used when loading ``source`` (default: all).
         backend: ``"auto"`` (numba on the CPU), ``"torch"`` (faster for whole files on the CPU) or
-            ``"numba"``, used when loading ``model`` from a name, folder or ``RQVAESeparator``.
+            ``"numba"``, used when loading ``source`` from a name, folder or ``RQVAESeparator``.
     """
 
-    def __init__(self, model: str | Path | StreamingSeparator | RQVAESeparator = DEFAULT_MODEL,
+    def __init__(self, source: str | Path | StreamingSeparator | RQVAESeparator = DEFAULT_MODEL,
                  stems: Sequence[str] | str | None = None,
                  gains_db: Mapping[str, float] | Sequence[float] | None = None,
                  device: str = "cpu", n_q: int | None = None, backend: str = "auto") -> None:
-        self.runtime = _load_runtime(model, device, n_q, backend)
+        self.runtime = _load_runtime(source, device, n_q, backend)
         self.stems: tuple[str, ...] = _check_stems(self.runtime, stems)
         self.gains_db: dict[str, float] = _check_gains(self.stems, gains_db)
         self._last_rate_hz = self.runtime.sample_rate_hz
@@ -270,7 +270,7 @@ def _load_runtime(source: object, device: str, n_q: int | None, backend: str) ->
         return StreamingSeparator(source, device=device, n_q=n_q, backend=backend)
     if isinstance(source, (str, Path)):
         return load_model(source, device=device, n_q=n_q, backend=backend)
-    raise TypeError(f"model must be a model name, a checkpoint directory, a StreamingSeparator or an "
+    raise TypeError(f"source must be a model name, a checkpoint directory, a StreamingSeparator or an "
                     f"RQVAESeparator, got {type(source).__name__}")
 
 

@@ -6,7 +6,7 @@ Builds on :mod:`model`; the latency profiler reads the engine's timings
 """
 from .engine import BlockTiming, Engine, EngineStats
 from .filedrive import drive
-from .latency import LatencyBreakdown
+from .delays import LatencyBreakdown
 from .mixer import MixerState, StemMixer
 from .resample import StreamingResampler
 from .ring import RingBuffer

@@ -92,8 +92,8 @@ def bench_engine(configs: dict, host_rate_hz: int, block: int, seconds: float) -
     rows = []
     for name, config in configs.items():
         torch.manual_seed(0)
-        separator = model.StreamingSeparator(model.RQVAESeparator(config).eval())
-        engine = Engine(separator, host_rate_hz, CHANNELS, block, mode="worker")  # ring callback + worker
+        runtime = model.StreamingSeparator(model.RQVAESeparator(config).eval())
+        engine = Engine(runtime, host_rate_hz, CHANNELS, block, mode="worker")  # ring callback + worker
         audio = (0.1 * np.random.default_rng(0).standard_normal((CHANNELS, int(seconds * host_rate_hz)))).astype(np.float32)
         drive(engine, audio)
         steps = engine.timings()[10:]  # past the warm-up

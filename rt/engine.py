@@ -40,7 +40,7 @@ import torch
 
 from model import StreamingSeparator
 
-from .latency import LatencyBreakdown, latency_breakdown
+from .delays import LatencyBreakdown, latency_breakdown
 from .mixer import StemMixer
 from .pipeline import SeparationPipeline
 from .pipeline import warmup as warmup_pipeline
@@ -142,7 +142,7 @@ class Engine:
     """The real-time stem separation engine at the host's rate, mono or stereo.
 
     Args:
-        separator: the model runtime (its own device: CPU or CUDA).
+        runtime: the model runtime (its own device: CPU or CUDA).
         host_rate_hz: the device's sample rate (44.1, 48, 96 kHz, or the model's rate).
         channels: 1 or 2 device channels (in and out).
         block_samples: the device's block size (callbacks may bring other sizes: longer
@@ -158,7 +158,7 @@ class Engine:
             here, before any stream starts, by timing the pipeline on noise.
     """
 
-    def __init__(self, separator: StreamingSeparator, host_rate_hz: int, channels: int, block_samples: int,
+    def __init__(self, runtime: StreamingSeparator, host_rate_hz: int, channels: int, block_samples: int,
                  prefill_samples: int | None = None, stems: Sequence[str] | None = None,
                  stem_outputs: bool = False, ramp_ms: float = 10.0, input_ring_samples: int | None = None,
                  torch_threads: int = 1, mode: str = "auto") -> None:
@@ -168,13 +168,13 @@ class Engine:
             raise ValueError(f"block_samples must be >= 1, got {block_samples}")
         if mode not in MODES:
             raise ValueError(f"unknown engine mode {mode!r}; choose from {', '.join(MODES)}")
-        self.separator = separator
+        self.runtime = runtime
         self.torch_threads = torch_threads
         self.host_rate_hz = int(host_rate_hz)
-        self.model_rate_hz = separator.sample_rate_hz
+        self.model_rate_hz = runtime.sample_rate_hz
         self.channels = channels
         self.block_samples = int(block_samples)
-        self.mixer = StemMixer(separator.stems, channels, self.host_rate_hz, ramp_ms=ramp_ms,
+        self.mixer = StemMixer(runtime.stems, channels, self.host_rate_hz, ramp_ms=ramp_ms,
                                stem_outputs=stem_outputs, output_stems=stems)
         if stems is not None:
             self.mixer.select(stems)
@@ -182,10 +182,10 @@ class Engine:
         torch.set_num_threads(self.torch_threads)
         warmup_ring()
         warmup_pipeline()
-        self.pipeline = SeparationPipeline(separator, self.host_rate_hz, channels, self.block_samples, self.mixer)
+        self.pipeline = SeparationPipeline(runtime, self.host_rate_hz, channels, self.block_samples, self.mixer)
         self.decision = self._decide(mode)
         self.mode = self.decision.mode
-        frame_host = math.ceil(separator.frame_size * self.host_rate_hz / self.model_rate_hz)
+        frame_host = math.ceil(runtime.frame_size * self.host_rate_hz / self.model_rate_hz)
         if self.mode == "callback":
             self.pipeline.run_in_callback()
             self.prefill_samples = 0
@@ -254,7 +254,7 @@ class Engine:
     # ------------------------------------------------------------------ latency and stats
     def latency(self, host_input_samples: float = 0.0, host_output_samples: float = 0.0) -> LatencyBreakdown:
         """The latency split into its parts; pass the device's own latencies (PortAudio's report)."""
-        return latency_breakdown(self.separator, self.host_rate_hz, self.prefill_samples, host_input_samples,
+        return latency_breakdown(self.runtime, self.host_rate_hz, self.prefill_samples, host_input_samples,
                                  host_output_samples)
 
     def stats(self) -> EngineStats:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .engine import Engine
-from .latency import LatencyBreakdown
+from .delays import LatencyBreakdown
 
 if TYPE_CHECKING:
     from .midi import MidiController

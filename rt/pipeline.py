@@ -36,7 +36,7 @@ import numpy as np
 from model import StreamingSeparator
 
 from .fullband import FullBandSplitter
-from .latency import latency_breakdown, resamplers
+from .delays import latency_breakdown, resamplers
 from .mixer import StemMixer
 
 

@@ -62,13 +62,13 @@ def run(seconds: float, model_name: str, mode: str, blocksize: int, busy_thread:
     from .live import LiveStream, choose_devices
 
     choice = choose_devices(None, None)
-    separator = model.load(model_name)
+    runtime = model.load(model_name)
     import jack
     probe = jack.Client("stemstream-stress-query", no_start_server=True)
     period = probe.blocksize
     probe.close()
     block = blocksize or period
-    engine = Engine(separator, choice.sample_rate_hz, choice.channels, block, mode=mode)
+    engine = Engine(runtime, choice.sample_rate_hz, choice.channels, block, mode=mode)
     if release_gil and engine.mode == "callback":  # the kernels callback mode used before it kept the GIL
         engine.pipeline.run_in_callback(release_gil=True)
     previous_interval = sys.getswitchinterval()

@@ -7,7 +7,7 @@ import torch
 
 import model
 from latency.roundtrip import TOLERANCE_SAMPLES, measure_roundtrip
-from rt.latency import latency_breakdown
+from rt.delays import latency_breakdown
 from tests.helpers import small_config
 from tests.rt.jack_server import JACK_RATE_HZ, jackd_installed
 

@@ -138,7 +138,7 @@ def test_model_arguments(small_net, small_model_dir):
     assert StemSeparator.is_effect and not StemSeparator.is_instrument
     with pytest.raises(model.CheckpointError, match="no model"):
         StemSeparator("/no/such/model")
-    with pytest.raises(TypeError, match="model must be"):
+    with pytest.raises(TypeError, match="source must be"):
         StemSeparator(42)
 
 

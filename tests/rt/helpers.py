@@ -8,7 +8,7 @@ import torch
 
 import model
 from rt.fullband import FullBandSplitter
-from rt.latency import latency_breakdown, resamplers
+from rt.delays import latency_breakdown, resamplers
 from tests.helpers import small_config
 
 

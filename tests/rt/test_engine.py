@@ -112,7 +112,7 @@ def test_a_slow_model_underruns_without_drift(input_ring_samples):
         # after dropped input only the dry delay line (the model latency) carries pre-gap samples
         assert stats.dropped_input_samples > 0
         wrong = np.count_nonzero(played & ~right)
-        assert wrong <= engine.separator.latency_samples * stats.worker_steps
+        assert wrong <= engine.runtime.latency_samples * stats.worker_steps
         assert np.array_equal(right[int(1.4 * host_rate_hz):], played[int(1.4 * host_rate_hz):])
     engine.close()
 

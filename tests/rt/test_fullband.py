@@ -10,7 +10,7 @@ import soxr
 
 from plugin_host import StemSeparator
 from rt.fullband import FullBandSplitter, highpass_biquad
-from rt.latency import latency_breakdown, output_delay_padding
+from rt.delays import latency_breakdown, output_delay_padding
 
 DEMO = Path(__file__).resolve().parents[2] / "examples" / "demo.flac"
 
