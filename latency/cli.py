@@ -25,16 +25,21 @@ def _name_list(text: str) -> list[str]:
     return [v.strip() for v in text.split(",") if v.strip()]
 
 
+def _add_subject_arguments(p: argparse.ArgumentParser) -> None:
+    """``--model`` or ``--config-json``: what :func:`latency.subject.load_subject` loads."""
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--model", help="shipped model name or checkpoint directory (default: the shipped default)")
+    src.add_argument("--config-json", metavar="PATH|default",
+                     help="random weights of this SeparatorConfig JSON ('default': SeparatorConfig())")
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add this package's subcommands to ``stemstream``."""
     p = subparsers.add_parser(
         "profile", help="per-block compute time of the separator (p50/p95/p99/max, load, deadline misses)",
         description="Feed blocks of noise to the streaming separator and time every call. Block sizes are "
                     "in samples at the model's rate. Writes one JSON row per mode x channels x block.")
-    src = p.add_mutually_exclusive_group()
-    src.add_argument("--model", help="shipped model name or checkpoint directory (default: the shipped default)")
-    src.add_argument("--config-json", metavar="PATH|default",
-                     help="profile random weights of this SeparatorConfig JSON ('default': SeparatorConfig())")
+    _add_subject_arguments(p)
     p.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
     p.add_argument("--mode", type=_name_list, default=None,
                    help="comma list of eager, graph (CUDA graph), compiled (torch.compile), compiled-graph, "
@@ -58,10 +63,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Play impulses and a sweep through the live engine on the running JACK server (PortAudio's "
                     "default devices), find them by cross-correlation, and set the measured delay beside the "
                     "reported latency split into its parts. Exit code 0 when they agree within one sample, 1 when not.")
-    rsrc = r.add_mutually_exclusive_group()
-    rsrc.add_argument("--model", help="shipped model name or checkpoint directory (default: the shipped default)")
-    rsrc.add_argument("--config-json", metavar="PATH|default",
-                      help="random weights of this SeparatorConfig JSON ('default': SeparatorConfig())")
+    _add_subject_arguments(r)
     r.add_argument("--path", choices=("wet", "dry"), default="wet",
                    help="wet: the separated stems (all at 0 dB); dry: the input through the same pipeline")
     r.add_argument("--prefill-samples", type=int, help="worker mode: the engine's output prefill (default: two blocks)")
