@@ -96,6 +96,8 @@ def _add_eval(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where the models run (default cpu)")
     p.add_argument("--sample-rate-hz", type=int, default=None,
                    help="rate for the 'mixture' baseline (default: the default model config's)")
+    p.add_argument("--n-q", type=int, default=None,
+                   help="run the models with their first N quantizers (default: all; for the n_q curve)")
     p.set_defaults(func=_run_eval, user_errors=_EVAL_ERRORS)
 
 
@@ -110,7 +112,7 @@ def _run_eval(args: argparse.Namespace) -> int:
         raise ValueError("--channels and --sample-rate-hz must be positive")
     names = [n.strip() for n in args.tracks.split(",") if n.strip()] if args.tracks else None
     results = [evaluate(name, args.data, args.format, args.limit, names, sdr=not args.no_sdr, channels=args.channels,
-                        device=args.device, sample_rate_hz=args.sample_rate_hz,
+                        device=args.device, sample_rate_hz=args.sample_rate_hz, n_q=args.n_q,
                         progress=lambda line, m=name: print(f"[{m}] {line}", file=sys.stderr))
                for name in args.model]
     print(format_table(results))

@@ -87,6 +87,7 @@ class EvalResult:
     audio_s: float = 0.0  # seconds of audio scored (per channel)
     wall_s: float = 0.0   # time taken: reading, separating and scoring
     absent_stems: list[str] = field(default_factory=list)  # shared with the data but silent throughout
+    n_q: int | None = None  # quantizers the model used (None: the mixture baseline)
 
     def to_json(self) -> dict:
         out = asdict(self)
@@ -108,8 +109,9 @@ class _Estimator:
     model (the paper's arrangement, for comparison) run offline on the whole track, or the
     mixture baseline."""
 
-    def __init__(self, name_or_path: str, device: str, sample_rate_hz: int | None) -> None:
+    def __init__(self, name_or_path: str, device: str, sample_rate_hz: int | None, n_q: int | None = None) -> None:
         self.name = name_or_path
+        self.n_q: int | None = None
         self.runtime: StreamingSeparator | None = None
         self.offline: RQVAESeparator | None = None
         if name_or_path == MIXTURE_BASELINE:
@@ -117,8 +119,9 @@ class _Estimator:
             self.sample_rate_hz = sample_rate_hz or SeparatorConfig().sample_rate_hz
             return
         net = load_separator(name_or_path)
+        self.n_q = net.quantizer._check_n_q(n_q)
         if net.config.causal:
-            self.runtime = StreamingSeparator(net, device=device)
+            self.runtime = StreamingSeparator(net, device=device, n_q=self.n_q)
         else:
             self.offline = net.to(device)
         self.stems = net.config.stems
@@ -137,20 +140,21 @@ class _Estimator:
         if self.runtime is not None:
             stems = self.runtime.separate(track.mixture)  # [S_model, C, T]
         else:
-            stems = _run_offline(self.offline, track.mixture)
+            stems = _run_offline(self.offline, track.mixture, self.n_q)
         return stems[[self.stems.index(n) for n in names]]
 
 
 @torch.inference_mode()
-def _run_offline(net: RQVAESeparator, mixture: np.ndarray) -> np.ndarray:
-    """A whole ``[C, T]`` track through the network in one call (channels as the batch) -> ``[S, C, T]``,
-    aligned with the input (the network's ``output_delay_samples`` removed)."""
+def _run_offline(net: RQVAESeparator, mixture: np.ndarray, n_q: int | None = None) -> np.ndarray:
+    """A whole ``[C, T]`` track through the network (its first ``n_q`` quantizers) in one call
+    (channels as the batch) -> ``[S, C, T]``, aligned with the input (the network's
+    ``output_delay_samples`` removed)."""
     channels, n = mixture.shape
     delay, frame = net.config.output_delay_samples, net.config.frame_size
     padded = np.zeros((channels, 1, -(-(n + delay) // frame) * frame), np.float32)
     padded[:, 0, :n] = mixture
     device = next(net.parameters()).device
-    out = net(torch.from_numpy(padded).to(device)).stems.float().cpu().numpy()  # [C, S, T']
+    out = net(torch.from_numpy(padded).to(device), n_q).stems.float().cpu().numpy()  # [C, S, T']
     return out[:, :, delay:delay + n].transpose(1, 0, 2)
 
 
@@ -173,14 +177,16 @@ def _museval_sdr(estimates: np.ndarray, references: np.ndarray, sample_rate_hz: 
 
 def evaluate(name_or_path: str, data: str | Path, format: str, limit: int | None = None,
              names: Sequence[str] | None = None, sdr: bool = True, channels: int = 2, device: str = "cpu",
-             sample_rate_hz: int | None = None, progress: Callable[[str], None] | None = None) -> EvalResult:
+             sample_rate_hz: int | None = None, progress: Callable[[str], None] | None = None,
+             n_q: int | None = None) -> EvalResult:
     """Score the model ``name_or_path`` (a shipped name, a checkpoint folder, or ``"mixture"``) on ``data``.
 
     Tracks are read at the model's rate (``sample_rate_hz`` for the mixture baseline, default
     the default config's 22.05 kHz) with ``channels`` channels. ``sdr=False`` skips museval.
+    ``n_q`` runs the model with its first ``n_q`` quantizers (default all; ignored by the baseline).
     """
     wall0 = time.perf_counter()
-    estimator = _Estimator(name_or_path, device, sample_rate_hz)
+    estimator = _Estimator(name_or_path, device, sample_rate_hz, n_q)
     rate = estimator.sample_rate_hz
     paths = list_tracks(data, format, names, limit)
     windows: dict[str, list[np.ndarray]] = {}
@@ -221,7 +227,7 @@ def evaluate(name_or_path: str, data: str | Path, format: str, limit: int | None
                              int(active.size), float(np.nanmean(full)) if np.isfinite(full).any() else math.nan)
     mean = float(np.mean([s.si_sdri_db for s in stems.values()])) if stems else None
     return EvalResult(name_or_path, len(track_names), stems, mean, str(data), format, rate, track_names,
-                      round(audio_s, 3), round(time.perf_counter() - wall0, 3), absent)
+                      round(audio_s, 3), round(time.perf_counter() - wall0, 3), absent, estimator.n_q)
 
 
 def common_stems(results: Sequence[EvalResult]) -> list[str]:

@@ -95,6 +95,26 @@ def test_offline_path_is_aligned_like_the_stream_and_non_causal_models_are_score
     assert all(math.isfinite(s.si_sdri_db) and s.windows > 0 for s in result.stems.values())
 
 
+def test_n_q_scores_the_model_with_its_first_quantizers(data, tiny_model, tmp_path, capsys):
+    net = model.load_separator(tiny_model)
+    assert net.config.n_q >= 2
+    track = next(read_tracks(data, "slakh", SR, 1, limit=1))
+    one = _run(["--model", str(tiny_model), "--data", str(data), "--format", "slakh", "--no-sdr", "--channels", "1",
+                "--limit", "1", "--n-q", "1"], tmp_path / "one.json")
+    every = _run(["--model", str(tiny_model), "--data", str(data), "--format", "slakh", "--no-sdr", "--channels", "1",
+                  "--limit", "1"], tmp_path / "all.json")
+    assert one["n_q"] == 1 and every["n_q"] == net.config.n_q
+    est = model.StreamingSeparator(net, n_q=1).separate(track.mixture)[:, 0]  # [S, T]
+    refs = np.stack([track.stems[s][0] for s in net.config.stems])
+    expected = np.nanmean(windowed_si_sdri(est, refs, track.mixture[0], SR), axis=0)
+    for j, stem in enumerate(net.config.stems):
+        assert one["stems"][stem]["si_sdri_db"] == pytest.approx(float(expected[j]), abs=1e-3)
+    assert one["stems"] != every["stems"]  # fewer quantizers, another separation
+    assert main(["eval", "--model", str(tiny_model), "--data", str(data), "--format", "slakh", "--no-sdr",
+                 "--n-q", str(net.config.n_q + 1)]) == 2
+    assert f"n_q must be between 1 and {net.config.n_q}" in capsys.readouterr().err
+
+
 def test_museval_sdr_and_only_common_stems(data, tmp_path):
     torch.manual_seed(1)
     net = model.RQVAESeparator(small_config(stems=("vocals", "drums", "bass", "other"))).eval()
