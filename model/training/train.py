@@ -149,18 +149,19 @@ def _agree_to_stop(stop: bool, world: int, device: torch.device) -> bool:
 
 
 @contextlib.contextmanager
-def _deferred_stop_signals() -> Iterator[list[str]]:
-    """While active, Ctrl-C (SIGINT) and SIGTERM do not interrupt a training step: they append
-    their name (``"SIGINT"``/``"SIGTERM"``) to the yielded list, and the loop saves a checkpoint
-    and stops before its next step. Off the main thread (where Python cannot install signal
-    handlers) signals keep their usual effect."""
-    requested: list[str] = []
+def _deferred_stop_signals() -> Iterator[list[signal.Signals]]:
+    """While active, Ctrl-C (SIGINT) and SIGTERM do not interrupt a training step: they are
+    appended to the yielded list, and the loop saves a checkpoint and stops before its next step,
+    then raises the first of them again for the handler that was there before (the CLI's, which
+    reports the stop and its exit status). Off the main thread (where Python cannot install
+    signal handlers) signals keep their usual effect."""
+    requested: list[signal.Signals] = []
     if threading.current_thread() is not threading.main_thread():
         yield requested
         return
 
     def defer(signum: int, frame: object) -> None:
-        requested.append(signal.Signals(signum).name)
+        requested.append(signal.Signals(signum))
 
     previous = {sig: signal.signal(sig, defer) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -332,8 +333,8 @@ class Trainer:
         bar.close()
         if self.world > 1:
             dist.barrier()
-        if requested:  # saved above: report the stop the way the CLI reports any other
-            raise KeyboardInterrupt(requested[0])
+        if requested:  # saved above: now the stop takes its usual course
+            signal.raise_signal(requested[0])
         return last
 
 
