@@ -121,7 +121,9 @@ def test_a_slow_model_underruns_without_drift(input_ring_samples):
 def test_the_callback_allocates_nothing_in_steady_state(mode):
     """No array is allocated: calling numba kernels from Python makes a few small transient
     objects (argument typing, well under 1 KiB at a time), so the bound is a quarter of one
-    block's data; nothing stays allocated over 500 callbacks."""
+    block's data; nothing stays allocated over 500 callbacks. tracemalloc sees every thread of
+    the process (a thread an earlier test left running may allocate while we measure), so the
+    transient peak is the smallest of three runs: an allocating callback would raise all three."""
     block = 1024
     engine = Engine(small_separator(), 48000, 2, block, mode=mode)
     engine.prepare()
@@ -130,18 +132,21 @@ def test_the_callback_allocates_nothing_in_steady_state(mode):
     for _ in range(20):
         engine.callback(indata, outdata)
         engine.step()
-    tracemalloc.start()
-    try:
-        start_bytes, _ = tracemalloc.get_traced_memory()
-        for _ in range(500):
-            engine.callback(indata, outdata)
-        end_bytes, peak_bytes = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
-    assert end_bytes - start_bytes < 1024
-    assert peak_bytes - start_bytes < indata.nbytes // 4
+    peaks_bytes = []
+    for _ in range(3):
+        tracemalloc.start()
+        try:
+            start_bytes, _ = tracemalloc.get_traced_memory()
+            for _ in range(500):
+                engine.callback(indata, outdata)
+            end_bytes, peak_bytes = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert end_bytes - start_bytes < 1024
+        peaks_bytes.append(peak_bytes - start_bytes)
+    assert min(peaks_bytes) < indata.nbytes // 4, peaks_bytes
     if mode == "callback":
-        assert engine.stats().callbacks == 520 and engine.stats().underrun_samples == 0
+        assert engine.stats().callbacks == 1520 and engine.stats().underrun_samples == 0
     engine.close()
 
 
