@@ -96,3 +96,26 @@ def test_shipped_slakh4_beats_the_mixture_on_fresh_rendered_songs(fresh_songs):
     assert len(scores) >= 8 and scored.sum() >= 3
     per_stem = np.array([np.nanmean(scores[:, j]) for j in np.flatnonzero(scored)])
     assert per_stem.mean() > 0.0, per_stem
+
+
+SLAKH4_TEST_SEED, SLAKH4_TEST_SECONDS = 2, 30.0  # the card's test split: stemstream render --split test --seed 2
+
+
+def test_shipped_slakh4_scores_what_its_model_card_says(tmp_path):
+    """The first 4 of the 20 songs of slakh4's test split (docs/models/slakh4.md), rendered here as
+    the card's command renders them, score what docs/models/slakh4-test-first4.json says (within
+    0.02 dB). The whole split would take about 2 CPU-minutes to render and score; these 4, about 20 s."""
+    import json
+
+    from model.training.evaluate import evaluate
+
+    if not DEFAULT_SOUNDFONT.is_file():  # scripts/install.sh installs it (CI does)
+        pytest.skip("fluid-soundfont-gm is not installed (scripts/install.sh)")
+    card = json.loads((REPO_ROOT / "docs" / "models" / "slakh4-test-first4.json").read_text())
+    render_dataset(tmp_path, card["tracks"], SLAKH4_TEST_SECONDS, DEFAULT_SOUNDFONT, seed=SLAKH4_TEST_SEED)
+    result = evaluate("slakh4", tmp_path, "slakh", sdr=False)
+    assert result.track_names == card["track_names"]
+    for stem, score in card["stems"].items():
+        assert result.stems[stem].windows == score["windows"], stem
+        assert result.stems[stem].si_sdri_db == pytest.approx(score["si_sdri_db"], abs=0.02), stem
+    assert result.mean_si_sdri_db == pytest.approx(card["mean_si_sdri_db"], abs=0.02)
