@@ -1,7 +1,6 @@
 """Shared helpers for the rt tests: small separators and the offline reference of an engine."""
 from __future__ import annotations
 
-import copy
 
 import numpy as np
 import torch
@@ -28,7 +27,7 @@ def offline_reference(separator: model.StreamingSeparator, audio: np.ndarray, ho
     model's goes back in (:class:`rt.fullband.FullBandSplitter` over the whole signal); then the
     stems are mixed and preceded by the prefill: ``[C, length]``.
     """
-    sep = model.StreamingSeparator(copy.deepcopy(separator.model))
+    sep = model.StreamingSeparator(separator.model)  # its own copy of the network: fresh state
     channels, n_stems = audio.shape[0], len(sep.stems)
     if host_rate_hz == sep.sample_rate_hz:
         stems = sep.separate(audio)
