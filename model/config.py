@@ -29,6 +29,12 @@ class SeparatorConfig:
         channels: feature channels per encoder level, e.g. ``(32, 64, 128)``.
         strides: downsampling per encoder level; their product is the frame size.
         kernel_factor: each strided conv has kernel ``kernel_factor * stride`` (>= 1).
+        analysis_kernel_factor: the first level's strided conv (the analysis basis the masks
+            gate) has kernel ``analysis_kernel_factor * strides[0]``; ``None``: ``kernel_factor``.
+            Longer than ``kernel_factor``, the analysis reaches further into the past (finer
+            frequency resolution) while the synthesis, and so the latency, stay as they are:
+            asymmetric analysis and synthesis windows. At initialisation the extra, older taps
+            are zero, so the untrained model equals the symmetric one.
         residual_dilations: dilations of the residual units run at every level.
         residual_kernel: kernel size of the residual units.
         temporal: latent temporal model: ``lstm`` (causal), ``conv`` (causal dilated convs),
@@ -59,6 +65,7 @@ class SeparatorConfig:
     channels: tuple[int, ...] = (32, 64, 128)
     strides: tuple[int, ...] = (8, 4, 4)
     kernel_factor: int = 2
+    analysis_kernel_factor: int | None = None
     residual_dilations: tuple[int, ...] = (1,)
     residual_kernel: int = 3
     temporal: str = "lstm"
@@ -86,6 +93,9 @@ class SeparatorConfig:
                 f"channels {self.channels} and strides {self.strides} need the same, non-zero length")
         if any(s < 1 for s in self.strides) or self.kernel_factor < 1:
             problems.append("strides and kernel_factor must be >= 1")
+        if self.analysis_kernel_factor is not None and self.analysis_kernel_factor < self.kernel_factor:
+            problems.append(f"analysis_kernel_factor must be >= kernel_factor ({self.kernel_factor}) or None, "
+                            f"got {self.analysis_kernel_factor}")
         if self.temporal not in TEMPORAL_MODELS:
             problems.append(f"temporal must be one of {TEMPORAL_MODELS}, got {self.temporal!r}")
         if self.temporal == "bilstm" and self.causal:
@@ -101,6 +111,11 @@ class SeparatorConfig:
     def frame_size(self) -> int:
         """Samples per latent frame (product of the strides): the streaming step."""
         return math.prod(self.strides)
+
+    @property
+    def analysis_kernel_samples(self) -> int:
+        """Taps of the first level's analysis basis (the strided conv the masks gate)."""
+        return (self.analysis_kernel_factor or self.kernel_factor) * self.strides[0]
 
     @property
     def output_delay_samples(self) -> int:

@@ -63,9 +63,11 @@ class RQVAESeparator(nn.Module):
         self.config = config
         c, causal = config, config.causal
         ins = (1,) + c.channels[:-1]
+        # the first level's kernel is the analysis basis: it may be longer than the synthesis
+        factors = (c.analysis_kernel_factor or c.kernel_factor,) + (c.kernel_factor,) * (len(c.strides) - 1)
         self.encoder = nn.ModuleList(
-            EncoderLevel(i, o, s, c.kernel_factor, c.residual_dilations, c.residual_kernel, causal)
-            for i, o, s in zip(ins, c.channels, c.strides))
+            EncoderLevel(i, o, s, f, c.residual_dilations, c.residual_kernel, causal)
+            for i, o, s, f in zip(ins, c.channels, c.strides, factors))
         top = c.channels[-1]
         if c.temporal in ("lstm", "bilstm"):
             self.temporal = StreamingLSTM(top, c.temporal_layers, bidirectional=c.temporal == "bilstm")
@@ -96,11 +98,15 @@ class RQVAESeparator(nn.Module):
         """Start the first level as a tight frame (windowed real DFT) and, in mask mode, each
         stem's synthesis as its inverse with near-constant masks of 0.5, so an untrained
         model outputs half the mixture (delayed by ``output_delay_samples``) in every stem:
-        the mixture's own score, from which training improves, instead of noise."""
+        the mixture's own score, from which training improves, instead of noise. A longer
+        analysis kernel (``analysis_kernel_factor``) starts as the same basis on its newest
+        taps (a causal conv's last ones) and zeros on the older ones."""
         analysis = self.encoder[0].down.conv
-        channels, _, kernel = analysis.weight.shape
+        channels = analysis.weight.shape[0]
+        kernel = self.config.kernel_factor * self.config.strides[0]  # the synthesis kernel's length
         basis = _windowed_dft_basis(kernel, channels)
-        analysis.weight.copy_(basis.unsqueeze(1))
+        analysis.weight.zero_()
+        analysis.weight[:, 0, -kernel:] = basis
         analysis.bias.zero_()
         if self.config.output == "mask":
             self.synthesis.conv.weight.copy_(basis.repeat(len(self.config.stems), 1).unsqueeze(1))

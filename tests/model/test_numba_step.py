@@ -90,6 +90,14 @@ def test_random_weights_match_torch(overrides, channels):
     assert_close(got, expected)
 
 
+def test_a_longer_trained_analysis_matches_torch():
+    net = random_net(analysis_kernel_factor=4, mixture_consistency=True)
+    with torch.no_grad():
+        net.encoder[0].down.conv.weight.normal_(0.0, 0.3)  # every tap in use, the older ones too
+    got, expected = stream_both(net, signal(2, FRAMES * net.frame_size))
+    assert_close(got, expected)
+
+
 @pytest.mark.parametrize("channels", [1, 2])
 def test_shipped_musdb4_matches_torch(channels):
     x = signal(channels, FRAMES * 128, seed=channels)

@@ -32,8 +32,9 @@ BLOCKS = {
 
 @pytest.mark.parametrize("blocks", BLOCKS.values(), ids=BLOCKS.keys())
 @pytest.mark.parametrize("cfg", [small_config(), small_config(output="waveform", temporal="conv", temporal_layers=2),
-                                 small_config(mixture_consistency=True)],
-                         ids=["mask_lstm", "waveform_conv", "mask_lstm_consistent"])
+                                 small_config(mixture_consistency=True),
+                                 small_config(mixture_consistency=True, analysis_kernel_factor=4)],
+                         ids=["mask_lstm", "waveform_conv", "mask_lstm_consistent", "long_analysis"])
 @pytest.mark.parametrize("backend", ["torch", "numba"])
 def test_streaming_equals_offline(cfg, blocks, backend, rng):
     torch.manual_seed(0)
@@ -227,3 +228,27 @@ def test_output_lags_input_by_output_delay_samples(causal):
     corr = [float(np.dot(y[lag:], xs[:len(xs) - lag])) for lag in lags]
     assert int(np.argmax(corr)) == config.output_delay_samples
     assert (config.output_delay_samples > 0) == causal
+
+
+def test_a_longer_analysis_starts_as_the_symmetric_model_with_the_same_latency():
+    """``analysis_kernel_factor``: the analysis basis starts as the symmetric model's on its newest
+    taps and zeros on the older ones, so the untrained model is the symmetric one; the synthesis
+    and the latency do not change."""
+    short, long = small_config(mixture_consistency=True), small_config(mixture_consistency=True, analysis_kernel_factor=4)
+    assert long.latency_samples == short.latency_samples and long.output_delay_samples == short.output_delay_samples
+    torch.manual_seed(0)
+    symmetric = model.RQVAESeparator(short).eval()
+    asymmetric = model.RQVAESeparator(long).eval()
+    kernel = short.kernel_factor * short.strides[0]
+    w = asymmetric.encoder[0].down.conv.weight
+    assert w.shape[-1] == long.analysis_kernel_samples == 4 * short.strides[0]
+    assert torch.equal(w[..., :-kernel], torch.zeros_like(w[..., :-kernel]))
+    assert torch.equal(w[..., -kernel:], symmetric.encoder[0].down.conv.weight)
+    weights = symmetric.state_dict()
+    weights["encoder.0.down.conv.weight"] = w.detach().clone()
+    asymmetric.load_state_dict(weights)
+    x = torch.randn(1, 1, short.frame_size * 12, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        assert torch.equal(asymmetric(x).stems, symmetric(x).stems)
+    with pytest.raises(ValueError, match="analysis_kernel_factor must be >= kernel_factor"):
+        small_config(analysis_kernel_factor=1)
