@@ -14,6 +14,7 @@ FALLBACK_STEM = "other"
 _PER_STEM = {"mask.conv.weight": (0, True), "mask.conv.bias": (0, True),
              "synthesis.conv.weight": (0, True), "synthesis.conv.bias": (0, False),
              "head.conv.weight": (1, False), "head.conv.bias": (0, False)}
+ANALYSIS_WEIGHT = "encoder.0.down.conv.weight"  # [C0, 1, taps]: its newest taps are the last ones
 
 
 def stem_map(target: tuple[str, ...], source: tuple[str, ...]) -> dict[str, str]:
@@ -35,17 +36,24 @@ def warm_start(target: RQVAESeparator, source: RQVAESeparator) -> dict[str, str]
     """Copy ``source``'s weights (codebooks and their state included) into ``target``.
 
     The two configs must be equal except for ``stems``, ``mixture_consistency`` and
-    ``bias_free_masking`` (which have no weights of their own); each target stem's head
-    parameters come from :func:`stem_map`'s source stem.
+    ``bias_free_masking`` (which have no weights of their own), and a longer analysis basis
+    (``analysis_kernel_factor``: the source's basis fills its newest taps, the older ones start
+    at zero, so the target starts as the same function); each target stem's head parameters
+    come from :func:`stem_map`'s source stem.
     Returns that map.
     """
     same = dataclasses.replace(source.config, stems=target.config.stems,
                                mixture_consistency=target.config.mixture_consistency,
-                               bias_free_masking=target.config.bias_free_masking)
+                               bias_free_masking=target.config.bias_free_masking,
+                               analysis_kernel_factor=target.config.analysis_kernel_factor)
     if same != target.config:
         diff = [f.name for f in dataclasses.fields(same) if getattr(same, f.name) != getattr(target.config, f.name)]
         raise ValueError(f"cannot warm-start: the models differ in {', '.join(diff)} "
-                         "(only stems, mixture_consistency and bias_free_masking may differ)")
+                         "(only stems, mixture_consistency, bias_free_masking and a longer "
+                         "analysis_kernel_factor may differ)")
+    if target.config.analysis_kernel_samples < source.config.analysis_kernel_samples:
+        raise ValueError(f"cannot warm-start a {target.config.analysis_kernel_samples}-tap analysis basis from a "
+                         f"{source.config.analysis_kernel_samples}-tap one: it may only grow")
     mapping = stem_map(target.config.stems, source.config.stems)
     index = [source.config.stems.index(mapping[s]) for s in target.config.stems]
     base = target.config.channels[0]
@@ -53,7 +61,11 @@ def warm_start(target: RQVAESeparator, source: RQVAESeparator) -> dict[str, str]
     for name, value in target.state_dict().items():
         if name not in src:  # a synthesis bias the bias-free source lacks: it stays zero
             continue
-        if name in _PER_STEM:
+        if name == ANALYSIS_WEIGHT:
+            taps = src[name].shape[-1]
+            value.zero_()
+            value[..., value.shape[-1] - taps:] = src[name]
+        elif name in _PER_STEM:
             axis, per_channel = _PER_STEM[name]
             rows = base if per_channel else 1
             chunks = src[name].split(rows, dim=axis)

@@ -172,6 +172,20 @@ def test_warm_start_may_switch_mixture_consistency_on():
     torch.testing.assert_close(b, a + (torch.nn.functional.pad(x, (delay, 0))[..., :x.shape[-1]] - a.sum(1, keepdim=True)) / 4)
 
 
+def test_warm_start_into_a_longer_analysis_starts_as_the_same_function():
+    torch.manual_seed(4)
+    source = model.RQVAESeparator(small_config(mixture_consistency=True)).eval()
+    for p in source.parameters():
+        p.data.normal_(0.0, 0.2)
+    target = model.RQVAESeparator(small_config(mixture_consistency=True, analysis_kernel_factor=4)).eval()
+    warm_start(target, source)
+    x = torch.randn(2, 1, 32 * 12)
+    with torch.no_grad():
+        assert torch.allclose(target(x).stems, source(x).stems, atol=1e-6)
+    with pytest.raises(ValueError, match="it may only grow"):
+        warm_start(source, target)
+
+
 def test_warm_start_refuses_other_architectures_and_unmappable_stems():
     source = model.RQVAESeparator(small_config(stems=("vocals", "drums", "bass", "other")))
     with pytest.raises(ValueError, match="n_q"):
