@@ -64,41 +64,45 @@ def render_dataset(out: str | Path, tracks: int, seconds: float | None, soundfon
     wall0, cpu0 = time.perf_counter(), time.process_time()
     written = skipped = 0
     audio_s = 0.0
-    with FluidSynth(soundfont, sample_rate_hz) as synth:
+    with FluidSynth(soundfont, sample_rate_hz) as probe:
         load_cpu_s = time.process_time() - cpu0
-        kits = tuple(k for k in sorted(set(DRUM_KITS)) if synth.has_preset(k, is_drum=True)) or (0,)
-        jobs = [None] * tracks + midi_parts  # None: a procedural song
-        for index, midi_item in enumerate(jobs):
-            name = f"Track{index + 1:05d}"
-            directory = out / name
-            if (directory / METADATA_FILE).is_file():
-                skipped += 1
-                continue
-            rng = np.random.default_rng([seed, index])
-            if midi_item is None:
-                plan, parts = generate_song(rng, seconds, kits)
-                length_s, tempo_bpm = seconds, plan.tempo_bpm
-                source = {"generator": "stemstream", "seed": [seed, index], "style": plan.style,
-                          "tempo_bpm": plan.tempo_bpm, "key": plan.key, "mode": plan.mode,
-                          "progression": list(plan.progression), "sections": [list(s) for s in plan.sections]}
-            else:
-                path, parts = midi_item
-                last_s = max(e.time_s for p in parts for e in p.events)
-                length_s = min(last_s + MIDI_TAIL_S, seconds) if seconds else last_s + MIDI_TAIL_S
-                tempo_bpm = 120.0
-                source = {"midi_file": str(path.resolve())}
-            n = int(round(length_s * sample_rate_hz))
+        kits = tuple(k for k in sorted(set(DRUM_KITS)) if probe.has_preset(k, is_drum=True)) or (0,)
+    jobs = [None] * tracks + midi_parts  # None: a procedural song
+    for index, midi_item in enumerate(jobs):
+        name = f"Track{index + 1:05d}"
+        directory = out / name
+        if (directory / METADATA_FILE).is_file():
+            skipped += 1
+            continue
+        rng = np.random.default_rng([seed, index])
+        if midi_item is None:
+            plan, parts = generate_song(rng, seconds, kits)
+            length_s, tempo_bpm = seconds, plan.tempo_bpm
+            source = {"generator": "stemstream", "seed": [seed, index], "style": plan.style,
+                      "tempo_bpm": plan.tempo_bpm, "key": plan.key, "mode": plan.mode,
+                      "progression": list(plan.progression), "sections": [list(s) for s in plan.sections]}
+        else:
+            path, parts = midi_item
+            last_s = max(e.time_s for p in parts for e in p.events)
+            length_s = min(last_s + MIDI_TAIL_S, seconds) if seconds else last_s + MIDI_TAIL_S
+            tempo_bpm = 120.0
+            source = {"midi_file": str(path.resolve())}
+        n = int(round(length_s * sample_rate_hz))
+        # a new synthesizer per track: FluidSynth carries state from one render to the next that
+        # its reset does not clear (its 64-sample block phase, which moves every note onset, and
+        # residues of earlier voices), so a track renders the same alone as in a longer run
+        with FluidSynth(soundfont, sample_rate_hz) as synth:
             audio = [synth.render(p.events, p.program, p.is_drum, n) for p in parts]
-            keep = [i for i, a in enumerate(audio) if a.any()]  # parts silent in this excerpt
-            if not keep:
-                raise ValueError(f"{name} ({source}) renders to silence: the soundfont has no sound for its parts")
-            parts = [parts[i] for i in keep]
-            audio = [audio[i] for i in keep]
-            write_track(directory, parts, audio, sample_rate_hz, peak_db=float(rng.uniform(-6.0, -1.0)),
-                        tempo_bpm=tempo_bpm, source=source, plugin_name=Path(soundfont).name)
-            written += 1
-            audio_s += length_s
-            if progress is not None:
-                progress(f"{name}: {len(parts)} stems, {length_s:.1f} s ({source.get('style', 'midi')})")
+        keep = [i for i, a in enumerate(audio) if a.any()]  # parts silent in this excerpt
+        if not keep:
+            raise ValueError(f"{name} ({source}) renders to silence: the soundfont has no sound for its parts")
+        parts = [parts[i] for i in keep]
+        audio = [audio[i] for i in keep]
+        write_track(directory, parts, audio, sample_rate_hz, peak_db=float(rng.uniform(-6.0, -1.0)),
+                    tempo_bpm=tempo_bpm, source=source, plugin_name=Path(soundfont).name)
+        written += 1
+        audio_s += length_s
+        if progress is not None:
+            progress(f"{name}: {len(parts)} stems, {length_s:.1f} s ({source.get('style', 'midi')})")
     return RenderReport(written, skipped, audio_s, time.process_time() - cpu0, time.perf_counter() - wall0,
                         load_cpu_s)

@@ -53,8 +53,11 @@ def _load_library() -> ctypes.CDLL:
 class FluidSynth:
     """A FluidSynth synthesizer with one soundfont loaded, rendering dry (no reverb/chorus) stereo.
 
-    Each :meth:`render` starts from a reset synthesizer, so stems rendered one after another
-    are independent and sum to what a joint render would give.
+    Each :meth:`render` resets the synthesizer (notes, controllers, programs), but FluidSynth
+    still carries state from one render to the next: its 64-sample block phase (events apply at
+    block starts, so every onset moves with it) and residues of earlier voices. A render is
+    reproducible from a new instance given the same renders before it;
+    :func:`~model.training.render.dataset.render_dataset` uses one instance per track.
     """
 
     def __init__(self, soundfont: str | Path, sample_rate_hz: int, gain: float = 0.5,
