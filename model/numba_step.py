@@ -29,6 +29,7 @@ flat list of kernel calls over those fixed arrays, so ``step`` allocates no arra
 """
 from __future__ import annotations
 
+import abc
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -93,7 +94,7 @@ def _zeros(*shape: int) -> np.ndarray:
 Op = tuple[Callable[..., Any], tuple[Any, ...]]  # one kernel call of a step: (kernel, its arguments)
 
 
-class _Layer:
+class _Layer(abc.ABC):
     """The numba counterpart of a torch module, for ``frames_in`` input frames per step.
 
     Weights are copied at construction. ``bind(x)`` allocates, for the ``N`` streams of its input
@@ -105,14 +106,14 @@ class _Layer:
     frames_out: int
     out: np.ndarray
 
-    def bind(self, x: np.ndarray) -> np.ndarray:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def bind(self, x: np.ndarray) -> np.ndarray: ...
 
     def states(self) -> list[StreamingState]:
         return []
 
-    def ops(self, k: KernelSet) -> list[Op]:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def ops(self, k: KernelSet) -> list[Op]: ...
 
 
 class _StatefulLayer(_Layer):
@@ -527,7 +528,7 @@ class NumbaFrameStep:
     def __init__(self, net: RQVAESeparator, n_q: int | None = None, channels: int = 1,
                  release_gil: bool = True) -> None:
         _check_supported(net)
-        self.n_q = net.quantizer._check_n_q(n_q)
+        self.n_q = net.quantizer.check_n_q(n_q)
         self.frame_size: int = net.frame_size
         walk = _Walk(net, self.n_q)
         self._net = walk.build(net, self.frame_size)

@@ -76,7 +76,7 @@ class StreamingSeparator:
         self.sample_rate_hz: int = model.config.sample_rate_hz
         self.frame_size: int = model.config.frame_size
         self.latency_samples: int = model.config.latency_samples
-        self.n_q = model.quantizer._check_n_q(n_q)
+        self.n_q = model.quantizer.check_n_q(n_q)
         self.use_cuda_graph = use_cuda_graph and self.device.type == "cuda"
         self.backend = backend
         self._numba_step: NumbaFrameStep | None = None

@@ -95,14 +95,15 @@ class ResidualVectorQuantizer(nn.Module):
         """The CPU generator drawing quantizer dropout (training saves and restores its state)."""
         return self._dropout_rng
 
-    def _check_n_q(self, n_q: int | None) -> int:
+    def check_n_q(self, n_q: int | None) -> int:
+        """The number of quantizers a call uses: ``n_q`` (``None``: all), checked to be 1..``self.n_q``."""
         n_q = self.n_q if n_q is None else n_q
         if not 1 <= n_q <= self.n_q:
             raise ValueError(f"n_q must be between 1 and {self.n_q}, got {n_q}")
         return n_q
 
     def forward(self, x: torch.Tensor, n_q: int | None = None) -> QuantizerOutput:
-        n_q = self._check_n_q(n_q)
+        n_q = self.check_n_q(n_q)
         z = pointwise(self.project_in, x)
         b, d, t = z.shape
         flat = z.transpose(1, 2).reshape(-1, d)
@@ -137,7 +138,7 @@ class ResidualVectorQuantizer(nn.Module):
 
     def encode(self, x: torch.Tensor, n_q: int | None = None) -> torch.Tensor:
         """Codes of ``x [B, dim, T]``: ``[B, n_q, T]`` (int64)."""
-        n_q = self._check_n_q(n_q)
+        n_q = self.check_n_q(n_q)
         z = pointwise(self.project_in, x)
         b, d, t = z.shape
         residual = z.transpose(1, 2).reshape(-1, d)
@@ -152,7 +153,7 @@ class ResidualVectorQuantizer(nn.Module):
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         """Latent of ``codes [B, n_q, T]``: ``[B, dim, T]``."""
         b, n_q, t = codes.shape
-        self._check_n_q(n_q)
+        self.check_n_q(n_q)
         total = sum(self.codebooks[i][codes[:, i]] for i in range(n_q))  # [B, T, D]
         return pointwise(self.project_out, total.transpose(1, 2))
 

@@ -95,10 +95,6 @@ class StreamingModule(nn.Module, Generic[StateT]):
         raise NotImplementedError(f"{type(self).__name__} must implement _init_streaming_state")
 
     @property
-    def is_streaming(self) -> bool:
-        return self._streaming_state is not None
-
-    @property
     def streaming_state(self) -> StateT | None:
         """The current state (``None`` when offline); read-only access for inspection."""
         return self._streaming_state

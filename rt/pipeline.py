@@ -206,9 +206,7 @@ class SeparationPipeline:
 
     def process_into(self, x: np.ndarray, n: int, y: np.ndarray) -> None:
         """``x[:, :n]`` (``[C, >=n]``) -> ``y[:, :n]`` (``[C_out, >=n]``), ``n <= max_block_samples``."""
-        _copy_columns(x, 0, self._x, 0, n)
-        self._run(n)
-        _copy_columns(self._y, 0, y, 0, n)
+        self._piece(x, 0, y, 0, n)
 
     def process(self, x: np.ndarray) -> np.ndarray:
         """``x [C, n]`` (float32, any ``n``) -> a new ``[C_out, n]``: for offline callers (the
@@ -223,11 +221,15 @@ class SeparationPipeline:
         offset = 0
         while offset < n_total:
             n = min(self.max_block_samples, n_total - offset)
-            _copy_columns(x, offset, self._x, 0, n)
-            self._run(n)
-            _copy_columns(self._y, 0, out, offset, n)
+            self._piece(x, offset, out, offset, n)
             offset += n
         return out
+
+    def _piece(self, x: np.ndarray, x_start: int, y: np.ndarray, y_start: int, n: int) -> None:
+        """``x[:, x_start:x_start + n]`` -> ``y[:, y_start:y_start + n]`` through the buffers (``n <= max_block_samples``)."""
+        _copy_columns(x, x_start, self._x, 0, n)
+        self._run(n)
+        _copy_columns(self._y, 0, y, y_start, n)
 
     def _run(self, n: int) -> None:
         """The block in ``self._x[:, :n]`` -> the mixed block in ``self._y[:, :n]``."""

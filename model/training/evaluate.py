@@ -119,7 +119,7 @@ class _Estimator:
             self.sample_rate_hz = sample_rate_hz or SeparatorConfig().sample_rate_hz
             return
         net = load_separator(name_or_path)
-        self.n_q = net.quantizer._check_n_q(n_q)
+        self.n_q = net.quantizer.check_n_q(n_q)
         if net.config.causal:
             self.runtime = StreamingSeparator(net, device=device, n_q=self.n_q)
         else:
