@@ -14,6 +14,7 @@ SLAKH_STEMS = ("bass", "drums", "guitar", "piano")
 # fields added after models were saved without them: the value that reproduces those models
 _LEGACY_DEFAULTS = {"bias_free_masking": False}
 OUTPUT_MODES = ("mask", "waveform")
+LEVEL_EPS = 1e-10  # level_generator's frame level e / sqrt(e + LEVEL_EPS): a finite gradient at silence
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,12 @@ class SeparatorConfig:
             (masks over the biased basis: the bias, gated by the masks, adds a faint periodic
             buzz, about -37 dBFS, even to silence); configs saved without the field load as
             ``False`` so older checkpoints keep their behaviour.
+        level_generator: with ``bias_free_masking``, each stem's masks also gate a learned
+            per-stem vector over the basis (``[S, C0]``, zero at initialisation) scaled by the
+            mixture's level in the current frame (the RMS of its coefficients over the frame's
+            basis steps), so a stem can hold what masking the mixture's own coefficients cannot
+            reach (e.g. bass inside a 1.38 kHz-wide bin) while digital silence still gives exact
+            zeros and a quieter input gives a proportionally quieter generator.
     """
 
     sample_rate_hz: int = 22050
@@ -79,6 +86,7 @@ class SeparatorConfig:
     dead_code_threshold: float = 0.01
     mixture_consistency: bool = False
     bias_free_masking: bool = True
+    level_generator: bool = False
 
     def __post_init__(self) -> None:
         for name in ("stems", "channels", "strides", "residual_dilations"):
@@ -102,6 +110,8 @@ class SeparatorConfig:
             problems.append("temporal='bilstm' is non-causal: set causal=False with it")
         if self.output not in OUTPUT_MODES:
             problems.append(f"output must be one of {OUTPUT_MODES}, got {self.output!r}")
+        if self.level_generator and not (self.output == "mask" and self.bias_free_masking):
+            problems.append("level_generator needs output='mask' and bias_free_masking=True")
         if self.n_q < 1 or self.codebook_size < 2 or self.codebook_dim < 1:
             problems.append("n_q >= 1, codebook_size >= 2 and codebook_dim >= 1 are required")
         if problems:

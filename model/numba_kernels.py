@@ -17,6 +17,8 @@ from typing import NamedTuple
 import numba
 import numpy as np
 
+from .config import LEVEL_EPS
+
 _jit = numba.njit(cache=True, fastmath=False, nogil=True)
 
 
@@ -240,11 +242,13 @@ def _elu_conv_transpose(x, weight, bias, stride, overlap, skip, out):
 
 
 @_jit
-def _masked_synthesis(x, mask_weight, mask_bias, basis, basis_bias, synth_weight, synth_bias, stride,
-                      masks, overlap, stems):
-    """Mask head: ``sigmoid(1x1(elu(x [N, T, C0])))`` masks the coefficients ``basis [N, T, C0]``
-    minus ``basis_bias [C0]`` once per stem, and each stem's grouped transposed conv decodes it
-    into ``stems [S, N, T * stride]``.
+def _masked_synthesis(x, mask_weight, mask_bias, basis, basis_bias, generator, steps_per_frame, synth_weight,
+                      synth_bias, stride, masks, overlap, stems):
+    """Mask head: ``sigmoid(1x1(elu(x [N, T, C0])))`` masks, once per stem, the coefficients
+    ``basis [N, T, C0]`` minus ``basis_bias [C0]`` plus the stem's ``generator [S, C0]`` times
+    the frame's level (``e / sqrt(e + LEVEL_EPS)`` of the mean square ``e`` of the coefficients
+    over the frame's ``steps_per_frame`` basis steps; zeros: no generator), and each stem's
+    grouped transposed conv decodes it into ``stems [S, N, T * stride]``.
 
     ``mask_weight [C0, S * C0]``, ``synth_weight [S, C0, K]``, ``synth_bias [S]``; work
     ``masks [S * C0]``; state ``overlap [N, S, K - stride + T * stride]`` (stem-major).
@@ -257,7 +261,16 @@ def _masked_synthesis(x, mask_weight, mask_bias, basis, basis_bias, synth_weight
         for s in range(n_stems):
             for r in range(tail, tail + n_out):
                 overlap[n, s, r] = 0.0
+        level = 0.0
         for t in range(t_len):
+            if t % steps_per_frame == 0:  # a new frame: its level from all of its steps
+                energy = 0.0
+                for u in range(t, t + steps_per_frame):
+                    for c in range(c0):
+                        v = basis[n, u, c] - basis_bias[c]
+                        energy += v * v
+                energy /= steps_per_frame * c0
+                level = energy / math.sqrt(energy + LEVEL_EPS)
             for m in range(n_stems * c0):
                 masks[m] = mask_bias[m]
             for i in range(c0):
@@ -268,7 +281,7 @@ def _masked_synthesis(x, mask_weight, mask_bias, basis, basis_bias, synth_weight
             for s in range(n_stems):
                 dst = overlap[n, s]
                 for c in range(c0):
-                    a = _sigmoid(masks[s * c0 + c]) * (basis[n, t, c] - basis_bias[c])
+                    a = _sigmoid(masks[s * c0 + c]) * (basis[n, t, c] - basis_bias[c] + generator[s, c] * level)
                     w = synth_weight[s, c]
                     for j in range(k):
                         dst[t * stride + j] += w[j] * a

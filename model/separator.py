@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .blocks import CausalConvStack, DecoderLevel, EncoderLevel
-from .config import SeparatorConfig
+from .config import LEVEL_EPS, SeparatorConfig
 from .rvq import ResidualVectorQuantizer
 from .streaming import CausalConv1d, CausalConvTranspose1d, SampleDelay, StreamingLSTM, streaming
 
@@ -41,6 +41,17 @@ class SeparatorOutput(NamedTuple):
     codes: torch.Tensor
     commitment_loss: torch.Tensor
     codebook_loss: torch.Tensor
+
+
+def frame_level(coefficients: torch.Tensor, steps_per_frame: int) -> torch.Tensor:
+    """The mixture's level per frame, held over its basis steps: ``coefficients [B, C0, T0]``
+    (``T0`` a multiple of ``steps_per_frame``) -> ``[B, 1, T0]``, ``e / sqrt(e + eps)`` of the
+    mean square ``e`` of the frame's coefficients: 0 exactly for a silent frame, the
+    coefficients' RMS otherwise. A streaming frame holds all of it, so it adds no latency."""
+    b, _, t0 = coefficients.shape
+    energy = coefficients.square().reshape(b, -1, t0 // steps_per_frame, steps_per_frame).mean(dim=(1, 3))
+    level = energy * torch.rsqrt(energy + LEVEL_EPS)  # [B, frames]
+    return level.repeat_interleave(steps_per_frame, dim=1).unsqueeze(1)
 
 
 class RQVAESeparator(nn.Module):
@@ -88,6 +99,8 @@ class RQVAESeparator(nn.Module):
             # bias_free_masking: no synthesis bias either, so masked zeros decode to exact zeros
             self.synthesis = CausalConvTranspose1d(n_stems * base, n_stems, c.kernel_factor * s0, s0,
                                                    causal=causal, groups=n_stems, bias=not c.bias_free_masking)
+            # level_generator: per-stem vectors over the basis, scaled by the frame's level
+            self.generator = nn.Parameter(torch.zeros(n_stems, base)) if c.level_generator else None
         else:
             self.head = CausalConvTranspose1d(base, n_stems, c.kernel_factor * s0, s0, causal=causal)
         self.mixture_delay = SampleDelay(1, c.output_delay_samples) if c.mixture_consistency else None
@@ -148,7 +161,12 @@ class RQVAESeparator(nn.Module):
             # the analysis bias), so digital silence in gives exact zeros out
             coefficients = (basis - self.encoder[0].down.conv.bias.view(1, -1, 1)
                             if self.config.bias_free_masking else basis)
-            masked = masks.view(b, n_stems, basis.shape[1], -1) * coefficients.unsqueeze(1)
+            coefficients = coefficients.unsqueeze(1)  # [B, 1, C0, T0]
+            if self.generator is not None:
+                steps = self.frame_size // self.config.strides[0]
+                level = frame_level(coefficients[:, 0], steps).unsqueeze(1)  # [B, 1, 1, T0]
+                coefficients = coefficients + self.generator.view(1, n_stems, -1, 1) * level
+            masked = masks.view(b, n_stems, basis.shape[1], -1) * coefficients
             stems = self.synthesis(masked.flatten(1, 2))
         else:
             stems = self.head(F.elu(x))

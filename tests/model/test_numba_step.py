@@ -98,6 +98,18 @@ def test_a_longer_trained_analysis_matches_torch():
     assert_close(got, expected)
 
 
+@pytest.mark.parametrize("strides", [(4, 2, 4), (4, 3, 5)])
+@pytest.mark.parametrize("channels", [1, 2])
+def test_a_level_generator_matches_torch(strides, channels):
+    net = random_net(level_generator=True, mixture_consistency=True, strides=strides)
+    with torch.no_grad():
+        net.generator.normal_(0.0, 2.0)
+    got, expected = stream_both(net, signal(channels, FRAMES * net.frame_size))
+    without = random_net(mixture_consistency=True, strides=strides)
+    assert np.abs(expected - stream_both(without, signal(channels, FRAMES * net.frame_size))[1]).max() > 0.01
+    assert_close(got, expected)
+
+
 @pytest.mark.parametrize("channels", [1, 2])
 def test_shipped_musdb4_matches_torch(channels):
     x = signal(channels, FRAMES * 128, seed=channels)

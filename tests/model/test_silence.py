@@ -24,13 +24,13 @@ def _assert_silent(stems: np.ndarray) -> None:
 
 
 def _trained_looking(config: SeparatorConfig) -> RQVAESeparator:
-    """A network whose every bias is far from zero, as after training (the shipped weights'
-    analysis biases reach 0.6)."""
+    """A network whose every bias (and level generator) is far from zero, as after training
+    (the shipped weights' analysis biases reach 0.6)."""
     torch.manual_seed(0)
     net = RQVAESeparator(config)
     with torch.no_grad():
         for name, p in net.named_parameters():
-            if name.endswith("bias"):
+            if name.endswith("bias") or name == "generator":
                 p.uniform_(-0.5, 0.5)
     return net.eval()
 
@@ -52,8 +52,9 @@ def test_configs_saved_without_the_field_keep_the_older_arrangement(tmp_path) ->
 
 @pytest.mark.parametrize("backend", ["torch", "numba"])
 @pytest.mark.parametrize("consistency", [False, True])
-def test_biased_network_keeps_silence_streaming(backend: str, consistency: bool) -> None:
-    config = SeparatorConfig(mixture_consistency=consistency)
+@pytest.mark.parametrize("generator", [False, True])
+def test_biased_network_keeps_silence_streaming(backend: str, consistency: bool, generator: bool) -> None:
+    config = SeparatorConfig(mixture_consistency=consistency, level_generator=generator)
     sep = StreamingSeparator(_trained_looking(config), backend=backend)
     rng = np.random.default_rng(0)
     sep.process(rng.standard_normal((1, 4096)).astype(np.float32) * 0.3)  # music, then silence
@@ -63,7 +64,7 @@ def test_biased_network_keeps_silence_streaming(backend: str, consistency: bool)
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
 def test_cuda_graph_keeps_silence() -> None:
-    sep = StreamingSeparator(_trained_looking(SeparatorConfig()), device="cuda", backend="torch")
+    sep = StreamingSeparator(_trained_looking(SeparatorConfig(level_generator=True)), device="cuda", backend="torch")
     assert sep.use_cuda_graph
     sep.process(np.zeros((1, 2048), np.float32))
     _assert_silent(sep.process(np.zeros((1, 4096), np.float32)))

@@ -33,12 +33,16 @@ BLOCKS = {
 @pytest.mark.parametrize("blocks", BLOCKS.values(), ids=BLOCKS.keys())
 @pytest.mark.parametrize("cfg", [small_config(), small_config(output="waveform", temporal="conv", temporal_layers=2),
                                  small_config(mixture_consistency=True),
-                                 small_config(mixture_consistency=True, analysis_kernel_factor=4)],
-                         ids=["mask_lstm", "waveform_conv", "mask_lstm_consistent", "long_analysis"])
+                                 small_config(mixture_consistency=True, analysis_kernel_factor=4),
+                                 small_config(mixture_consistency=True, level_generator=True)],
+                         ids=["mask_lstm", "waveform_conv", "mask_lstm_consistent", "long_analysis", "level_generator"])
 @pytest.mark.parametrize("backend", ["torch", "numba"])
 def test_streaming_equals_offline(cfg, blocks, backend, rng):
     torch.manual_seed(0)
     net = model.RQVAESeparator(cfg).eval()
+    if cfg.level_generator:
+        with torch.no_grad():
+            net.generator.normal_()  # zero at initialisation: make it count
     x = (0.3 * rng.standard_normal((2, 3000))).astype(np.float32)
     n = x.shape[1]
     delay = cfg.output_delay_samples

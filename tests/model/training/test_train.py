@@ -186,6 +186,21 @@ def test_warm_start_into_a_longer_analysis_starts_as_the_same_function():
         warm_start(source, target)
 
 
+def test_warm_start_may_add_a_level_generator_that_starts_as_the_same_function_and_learns():
+    torch.manual_seed(5)
+    source = model.RQVAESeparator(small_config(mixture_consistency=True)).eval()
+    for p in source.parameters():
+        p.data.normal_(0.0, 0.2)
+    target = model.RQVAESeparator(small_config(mixture_consistency=True, level_generator=True)).eval()
+    warm_start(target, source)
+    x = torch.randn(2, 1, 32 * 12)
+    torch.testing.assert_close(target(x).stems, source(x).stems, rtol=0, atol=0)
+    target(x).stems.square().sum().backward()
+    assert float(target.generator.grad.abs().min()) > 0  # every stem's every vector gets a gradient
+    with pytest.raises(ValueError, match="generator would be lost"):
+        warm_start(source, target)
+
+
 def test_warm_start_refuses_other_architectures_and_unmappable_stems():
     source = model.RQVAESeparator(small_config(stems=("vocals", "drums", "bass", "other")))
     with pytest.raises(ValueError, match="n_q"):
