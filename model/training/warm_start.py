@@ -15,6 +15,8 @@ _PER_STEM = {"mask.conv.weight": (0, True), "mask.conv.bias": (0, True),
              "synthesis.conv.weight": (0, True), "synthesis.conv.bias": (0, False),
              "head.conv.weight": (1, False), "head.conv.bias": (0, False), "generator": (0, False)}
 ANALYSIS_WEIGHT = "encoder.0.down.conv.weight"  # [C0, 1, taps]: its newest taps are the last ones
+# the first level's transposed convs, whose taps are samples at the model's rate
+_SYNTHESIS_WEIGHTS = ("synthesis.conv.weight", "head.conv.weight")
 
 
 def stem_map(target: tuple[str, ...], source: tuple[str, ...]) -> dict[str, str]:
@@ -31,6 +33,32 @@ def stem_map(target: tuple[str, ...], source: tuple[str, ...]) -> dict[str, str]
     return mapping
 
 
+def stretch_taps(weight: torch.Tensor, factor: int) -> torch.Tensor:
+    """A kernel ``[..., K]`` sampled ``factor`` times as densely: ``[..., factor * K]``, linear
+    interpolation between the taps (each new tap centred on its share of an old one)."""
+    taps = weight.shape[-1]
+    at = ((torch.arange(factor * taps, dtype=torch.float64) + 0.5) / factor - 0.5).clamp(0, taps - 1)
+    lo = at.floor().long().clamp(max=taps - 2) if taps > 1 else at.floor().long()
+    frac = (at - lo).to(weight.dtype)
+    hi = (lo + 1).clamp(max=taps - 1)
+    return weight[..., lo] * (1 - frac) + weight[..., hi] * frac
+
+
+def _rate_factor(target: RQVAESeparator, source: RQVAESeparator) -> int:
+    """How many times the target's rate is the source's (1: the same), checking that the target
+    is the source at that rate: a first stride (and so its kernels) that many times longer."""
+    t, s = target.config, source.config
+    factor = t.sample_rate_hz // s.sample_rate_hz
+    if factor * s.sample_rate_hz != t.sample_rate_hz or factor < 1:
+        raise ValueError(f"cannot warm-start a {t.sample_rate_hz} Hz model from a {s.sample_rate_hz} Hz one: "
+                         "the target's rate must be a whole multiple of the source's")
+    if t.strides[0] != factor * s.strides[0] or t.strides[1:] != s.strides[1:]:
+        raise ValueError(f"cannot warm-start a {t.sample_rate_hz} Hz model with strides {t.strides} from a "
+                         f"{s.sample_rate_hz} Hz one with strides {s.strides}: at {factor}x the rate the first "
+                         f"stride must be {factor}x as long ({factor * s.strides[0]}) and the others the same")
+    return factor
+
+
 @torch.no_grad()
 def warm_start(target: RQVAESeparator, source: RQVAESeparator) -> dict[str, str]:
     """Copy ``source``'s weights (codebooks and their state included) into ``target``.
@@ -38,12 +66,18 @@ def warm_start(target: RQVAESeparator, source: RQVAESeparator) -> dict[str, str]
     The two configs must be equal except for ``stems``, ``mixture_consistency`` and
     ``bias_free_masking`` (which have no weights of their own), a longer analysis basis
     (``analysis_kernel_factor``: the source's basis fills its newest taps, the older ones start
-    at zero, so the target starts as the same function) and a ``level_generator`` the source
-    lacks (it starts at zero: the same function again); each target stem's head parameters
+    at zero, so the target starts as the same function), a ``level_generator`` the source
+    lacks (it starts at zero: the same function again), and a whole multiple of the source's
+    rate with the first stride that many times longer (the first level's analysis and synthesis
+    kernels are resampled with :func:`stretch_taps`, the analysis scaled to sum as many samples;
+    the rest runs at the same frame rates and is copied: below the source's Nyquist frequency
+    the target starts close to the source's function); each target stem's head parameters
     come from :func:`stem_map`'s source stem.
     Returns that map.
     """
+    factor = _rate_factor(target, source)
     same = dataclasses.replace(source.config, stems=target.config.stems,
+                               sample_rate_hz=target.config.sample_rate_hz, strides=target.config.strides,
                                mixture_consistency=target.config.mixture_consistency,
                                bias_free_masking=target.config.bias_free_masking,
                                analysis_kernel_factor=target.config.analysis_kernel_factor,
@@ -52,10 +86,11 @@ def warm_start(target: RQVAESeparator, source: RQVAESeparator) -> dict[str, str]
         diff = [f.name for f in dataclasses.fields(same) if getattr(same, f.name) != getattr(target.config, f.name)]
         raise ValueError(f"cannot warm-start: the models differ in {', '.join(diff)} "
                          "(only stems, mixture_consistency, bias_free_masking, a longer "
-                         "analysis_kernel_factor and an added level_generator may differ)")
-    if target.config.analysis_kernel_samples < source.config.analysis_kernel_samples:
+                         "analysis_kernel_factor, an added level_generator and a multiple of the rate "
+                         "may differ)")
+    if target.config.analysis_kernel_samples < factor * source.config.analysis_kernel_samples:
         raise ValueError(f"cannot warm-start a {target.config.analysis_kernel_samples}-tap analysis basis from a "
-                         f"{source.config.analysis_kernel_samples}-tap one: it may only grow")
+                         f"{source.config.analysis_kernel_samples}-tap one at {factor}x its rate: it may only grow")
     if source.config.level_generator and not target.config.level_generator:
         raise ValueError("cannot warm-start a model without level_generator from one with it: "
                          "its generator would be lost")
@@ -63,6 +98,11 @@ def warm_start(target: RQVAESeparator, source: RQVAESeparator) -> dict[str, str]
     index = [source.config.stems.index(mapping[s]) for s in target.config.stems]
     base = target.config.channels[0]
     src = source.state_dict()
+    if factor > 1:  # the first level's taps at the target's rate
+        src[ANALYSIS_WEIGHT] = stretch_taps(src[ANALYSIS_WEIGHT], factor) / factor
+        for name in _SYNTHESIS_WEIGHTS:
+            if name in src:
+                src[name] = stretch_taps(src[name], factor)
     for name, value in target.state_dict().items():
         if name not in src:  # a synthesis bias or generator the source lacks: it stays zero
             continue
