@@ -25,7 +25,7 @@ import math
 import numba
 import numpy as np
 
-GUIDE_FRACTION = 0.6   # the guide's high-pass corner, as a fraction of the model's Nyquist
+GUIDE_FRACTION = 0.6   # the guide's high-pass corner, as a fraction of the lower of the model's and the host's Nyquist
 SMOOTH_MS = 20.0       # time constant of the guide's power envelope
 FLOOR = 1e-12          # guide power below which a stem counts as silent up there
 
@@ -100,7 +100,8 @@ class FullBandSplitter:
         channels: ``C``.
         delay_samples: how far ``stems`` and ``lowband`` lag the input (whole host samples).
         sample_rate_hz: the host rate.
-        model_rate_hz: the model's rate (its Nyquist sets the guide filter's corner).
+        model_rate_hz: the model's rate. The lower of its and the host's Nyquist sets the guide
+            filter's corner: the resamplers between the two rates pass only below both.
     """
 
     def __init__(self, n_stems: int, channels: int, delay_samples: int, sample_rate_hz: int,
@@ -110,7 +111,7 @@ class FullBandSplitter:
         self.n_stems, self.channels = int(n_stems), int(channels)
         self.delay_samples = int(delay_samples)
         self.sample_rate_hz = int(sample_rate_hz)
-        self.guide_hz = GUIDE_FRACTION * model_rate_hz / 2
+        self.guide_hz = GUIDE_FRACTION * min(model_rate_hz, self.sample_rate_hz) / 2
         self._coeffs = highpass_biquad(self.guide_hz, self.sample_rate_hz)
         self._smooth = 1.0 - math.exp(-1000.0 / (SMOOTH_MS * self.sample_rate_hz))
         self._history = np.zeros((self.channels, self.delay_samples), np.float64)

@@ -147,7 +147,7 @@ class SeparationPipeline:
         self._host_stems, self._host_dry = host_q3[:self.n_stems], host_q3[self.n_stems]
         self._y = np.zeros((mixer.output_channels, self.max_block_samples), np.float32)
         self._fullband = None
-        if self.host_rate_hz != separator.sample_rate_hz:  # the band above the model's goes back in
+        if self.host_rate_hz != separator.sample_rate_hz:  # the band the resamplers lack goes back in
             delay = latency_breakdown(separator, self.host_rate_hz).engine_samples  # whole (padded resampler)
             self._fullband = FullBandSplitter(self.n_stems, c, round(delay), self.host_rate_hz,
                                               separator.sample_rate_hz)

@@ -145,8 +145,9 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
         p.add_argument("--" + name.replace("_", "-"), type=type(value), default=value,
                        help=f"default {value}")
     p.add_argument("--init-from", default="", metavar="MODEL",
-                   help="start from a trained model (shipped name or directory) of the same architecture; "
-                        "stems it lacks start from its 'other' stem")
+                   help="start from a trained model (shipped name or directory) of the same architecture, "
+                        "or the same with a longer analysis basis, an added level generator, or a whole multiple "
+                        "of its rate (first stride as many times longer); stems it lacks start from its 'other' stem")
     p.set_defaults(func=_run_train, user_errors=_DATA_ERRORS)
 
 

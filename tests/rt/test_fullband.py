@@ -43,6 +43,34 @@ def test_stems_sum_to_the_input_over_the_whole_band(demo_44k: np.ndarray, rate: 
     assert _band_energy(stems["drums"], rate, 11500, rate / 2) > 0.1 * top_in
 
 
+@pytest.mark.parametrize("rate", [44100, 48000, 22050])
+def test_a_44k_model_serves_its_own_rate_natively_and_others_resampled(demo_44k: np.ndarray, tmp_path,
+                                                                        rate: int) -> None:
+    """A model at 44.1 kHz separates the whole band itself at 44.1 kHz (no resampler: the
+    latency is the model's own and the stems sum to the input exactly), and serves 48 kHz
+    (the band above 22.05 kHz shared out) and 22.05 kHz hosts (nothing to add) through resamplers."""
+    import torch
+    from model.checkpoint import save_separator
+    from model.config import SeparatorConfig
+    from model.separator import RQVAESeparator
+    torch.manual_seed(0)
+    net = RQVAESeparator(SeparatorConfig(sample_rate_hz=44100, strides=(16, 3, 5), analysis_kernel_factor=4,
+                                         mixture_consistency=True, level_generator=True))
+    with torch.no_grad():
+        net.mask.conv.weight.normal_(0.0, 0.5)
+        net.generator.normal_(0.0, 0.5)
+    save_separator(net, tmp_path / "m44")
+    x = demo_44k if rate == 44100 else np.ascontiguousarray(soxr.resample(demo_44k.T, 44100, rate).T)
+    sep = StemSeparator(source=str(tmp_path / "m44"))
+    if rate == 44100:
+        assert sep.latency_at(rate) == net.config.latency_samples == 255  # 5.78 ms
+    stems = sep.separate(x, rate)
+    total = sum(stems.values())
+    null_db = 10 * np.log10(np.sum((total - x) ** 2) / np.sum(x ** 2))
+    assert null_db <= (-100.0 if rate == 44100 else -60.0), f"stems sum to the input only to {null_db:.1f} dB"
+    assert 10 * np.log10(np.sum((stems["vocals"] - x / 4) ** 2) / np.sum(x ** 2)) > -40  # the stems are not trivial
+
+
 @pytest.mark.parametrize("rate", [44100, 48000, 32000, 96000])
 def test_pipeline_delay_is_whole_samples(rate: int) -> None:
     from model import load
