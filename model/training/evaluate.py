@@ -42,13 +42,12 @@ from ..checkpoint import load_separator
 from ..config import SeparatorConfig
 from .data.readers import list_tracks, read_track
 from .data.track import Track
-from .metrics import windowed_si_sdri
+from .metrics import PROTOCOL_RATE_HZ, to_protocol_rate, windowed_si_sdri
 from ..runtime import StreamingSeparator
 from ..separator import RQVAESeparator
 
 MIXTURE_BASELINE = "mixture"
 MUSEVAL_WINDOW_S = 1.0
-PROTOCOL_RATE_HZ = 22050  # the paper's scoring rate
 
 
 @dataclass(frozen=True)
@@ -60,16 +59,6 @@ class StemScore:
     sdr_db: float | None
     windows: int
     si_sdri_fullband_db: float
-
-
-def _to_protocol_rate(x: np.ndarray, rate_hz: int) -> np.ndarray:
-    """``[..., T]`` at ``rate_hz`` -> at :data:`PROTOCOL_RATE_HZ` (band-limited, zero-phase)."""
-    if rate_hz == PROTOCOL_RATE_HZ:
-        return x
-    from scipy.signal import resample_poly
-
-    g = math.gcd(rate_hz, PROTOCOL_RATE_HZ)
-    return resample_poly(x, PROTOCOL_RATE_HZ // g, rate_hz // g, axis=-1).astype(np.float32)
 
 
 @dataclass(frozen=True)
@@ -199,7 +188,7 @@ def evaluate(name_or_path: str, data: str | Path, format: str, limit: int | None
         stem_names = estimator.evaluated_stems(track)
         references = np.stack([track.stems[n] for n in stem_names])  # [S, C, T]
         estimates = estimator.estimate(track, stem_names)
-        protocol = [_to_protocol_rate(np.asarray(a), rate) for a in (estimates, references, track.mixture)]
+        protocol = [to_protocol_rate(np.asarray(a), rate) for a in (estimates, references, track.mixture)]
         for c in range(track.mixture.shape[0]):
             scores = windowed_si_sdri(protocol[0][:, c], protocol[1][:, c], protocol[2][c], PROTOCOL_RATE_HZ)  # [W, S]
             full = (scores if rate == PROTOCOL_RATE_HZ else

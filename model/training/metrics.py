@@ -1,7 +1,21 @@
 """Separation metrics: SI-SDR and the paper's windowed SI-SDR-improvement protocol."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
+
+PROTOCOL_RATE_HZ = 22050  # the paper's scoring rate
+
+
+def to_protocol_rate(x: np.ndarray, rate_hz: int) -> np.ndarray:
+    """``[..., T]`` at ``rate_hz`` -> at :data:`PROTOCOL_RATE_HZ` (band-limited, zero-phase)."""
+    if rate_hz == PROTOCOL_RATE_HZ:
+        return x
+    from scipy.signal import resample_poly
+
+    g = math.gcd(rate_hz, PROTOCOL_RATE_HZ)
+    return resample_poly(x, PROTOCOL_RATE_HZ // g, rate_hz // g, axis=-1).astype(np.float32)
 
 
 def si_sdr_db(estimate: np.ndarray, reference: np.ndarray, eps: float = 1e-8) -> np.ndarray:

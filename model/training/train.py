@@ -29,7 +29,7 @@ from .data.packed import read_packed
 from .data.track import Track
 from .augment import RemixSampler
 from .losses import SeparationLoss
-from .metrics import windowed_si_sdri
+from .metrics import PROTOCOL_RATE_HZ, to_protocol_rate, windowed_si_sdri
 from ..separator import RQVAESeparator
 from .warm_start import warm_start
 
@@ -104,7 +104,8 @@ def split_tracks(tracks: list[Track], n_valid: int) -> tuple[list[Track], list[T
 @torch.no_grad()
 def validate(net: RQVAESeparator, tracks: list[Track]) -> dict[str, float]:
     """Mean windowed SI-SDRi per stem (and ``mean`` over those stems) over ``tracks``, channels
-    as mono tracks.
+    as mono tracks, at the paper's 22.05 kHz (:func:`to_protocol_rate`), so models at any rate
+    compare.
 
     The mixture is the sum of the model's stems (reference stems it lacks stay in it, as do
     the track's other sources: mixture - sum(all stems)). As in the paper's protocol a stem is
@@ -123,8 +124,10 @@ def validate(net: RQVAESeparator, tracks: list[Track]) -> dict[str, float]:
         device = next(net.parameters()).device
         est = net(mix.to(device)).stems.float().cpu().numpy()[..., delay:]  # [C, S, n - delay]
         m = n - delay
+        rate = net.config.sample_rate_hz
+        est, refs, mixture = (to_protocol_rate(a, rate) for a in (est, refs[..., :m], track.mixture[:, :m]))
         for c in range(track.mixture.shape[0]):
-            rows.append(windowed_si_sdri(est[c], refs[:, c, :m], track.mixture[c, :m], net.config.sample_rate_hz))
+            rows.append(windowed_si_sdri(est[c], refs[:, c], mixture[c], PROTOCOL_RATE_HZ))
     scores = np.concatenate(rows) if rows else np.zeros((0, len(stems)))
     per_stem = {s: float(np.mean(col[np.isfinite(col)])) for s, col in zip(stems, scores.T) if np.isfinite(col).any()}
     if per_stem:
