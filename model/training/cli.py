@@ -1,4 +1,5 @@
-"""Subcommands of :mod:`model.training`: ``render`` (Slakh-style data), ``eval``, ``train``, ``pack``."""
+"""Subcommands of :mod:`model.training`: ``render`` (Slakh-style data), ``eval``, ``train``, ``pack``,
+``curves``."""
 from __future__ import annotations
 
 import argparse
@@ -12,6 +13,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_eval(subparsers)
     _add_train(subparsers)
     _add_pack(subparsers)
+    _add_curves(subparsers)
 
 
 # what each subcommand reports as the user's to fix: ``stemstream`` prints "stemstream CMD: error: ..." (status 2)
@@ -181,4 +183,33 @@ def _run_pack(args: argparse.Namespace) -> int:
     tracks = load_tracks(args.data, args.format, args.sample_rate_hz)
     out = pack_tracks(tracks, args.out)
     print(f"{len(tracks)} tracks packed into {out} ({out.stat().st_size / 2**20:.1f} MiB)")
+    return 0
+
+
+def _add_curves(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser(
+        "curves", help="plot training runs' validation curves (OUT/valid.csv) side by side",
+        description="Plot each run's mean and per-stem validation SI-SDRi against its steps and print its "
+                    "last and best rows and the slope of its last points (dB per 1,000 steps).")
+    p.add_argument("runs", nargs="+", metavar="RUN[@OFFSET][=LABEL]",
+                   help="a run folder; @OFFSET adds the steps it was warm-started after; =LABEL names it")
+    p.add_argument("--png", required=True, type=Path, help="figure to write")
+    p.add_argument("--target-db", type=float, default=None, help="draw the target mean as a line")
+    p.add_argument("--stem-target-db", type=float, default=None, help="draw every stem's target as a line")
+    p.add_argument("--title", default="validation SI-SDRi", help="figure title")
+    p.add_argument("--json", type=Path, default=None, metavar="OUT", help="write the summaries as JSON")
+    p.set_defaults(func=_run_curves, user_errors=_DATA_ERRORS)
+
+
+def _run_curves(args: argparse.Namespace) -> int:
+    from .curves import RunSpec, plot_curves, summaries_json
+
+    summaries = plot_curves([RunSpec.parse(r) for r in args.runs], args.png, args.target_db,
+                            args.stem_target_db, args.title)
+    for s in summaries:
+        print(f"{s.label}: steps {s.first_step}-{s.last_step}, last {s.last_mean_db:.2f} dB, best {s.best_mean_db:.2f} dB "
+              f"at {s.best_step}, slope {s.slope_db_per_1000_steps:+.2f} dB per 1,000 steps")
+    if args.json:
+        args.json.write_text(summaries_json(summaries) + "\n")
+    print(f"wrote {args.png}")
     return 0
