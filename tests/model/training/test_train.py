@@ -251,3 +251,27 @@ def test_log_mel_weight_scales_the_log_term_and_zero_leaves_linear_magnitudes():
     full = MultiScaleMelLoss(22050, windows)(est, ref)
     assert float(full - linear) > 0.01
     torch.testing.assert_close(half - linear, 0.5 * (full - linear))
+
+
+def test_validation_scores_a_44k_model_at_the_papers_rate():
+    """The trainer's validation resamples a 44.1 kHz model's estimates, references and mixture to
+    22.05 kHz before scoring, so its curve compares with 22.05 kHz models'."""
+    import scipy.signal
+    from model.training.data.track import Track
+    from model.training.metrics import windowed_si_sdri
+    from model.training.train import validate
+    torch.manual_seed(0)
+    net = model.RQVAESeparator(small_config(sample_rate_hz=44100, strides=(8, 2, 4))).eval()
+    with torch.no_grad():
+        net.mask.conv.weight.normal_(0.0, 0.5)
+    rng = np.random.default_rng(0)
+    stems = {s: (0.1 * rng.standard_normal((1, 64 * 3445))).astype(np.float32) for s in net.config.stems}
+    track = Track("t", sum(stems.values()), stems, 44100)
+    with torch.no_grad():
+        scores = validate(net, [track])
+        est = net(torch.from_numpy(track.mixture).unsqueeze(1)).stems[0, :, net.config.output_delay_samples:].numpy()
+    m = est.shape[-1]
+    down = [scipy.signal.resample_poly(a, 1, 2, axis=-1) for a in (est, np.stack([v[0, :m] for v in stems.values()]),
+                                                                   track.mixture[0, :m])]
+    expected = windowed_si_sdri(*down, 22050).mean(axis=0)
+    assert [scores[s] for s in net.config.stems] == pytest.approx(list(expected), abs=1e-3)
