@@ -123,6 +123,11 @@ class SeparatorConfig:
         return math.prod(self.strides)
 
     @property
+    def basis_steps_per_frame(self) -> int:
+        """Steps of the first level's basis in one frame (``level_generator``'s level window)."""
+        return self.frame_size // self.strides[0]
+
+    @property
     def analysis_kernel_samples(self) -> int:
         """Taps of the first level's analysis basis (the strided conv the masks gate)."""
         return (self.analysis_kernel_factor or self.kernel_factor) * self.strides[0]

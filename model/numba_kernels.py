@@ -247,8 +247,8 @@ def _masked_synthesis(x, mask_weight, mask_bias, basis, basis_bias, generator, s
     """Mask head: ``sigmoid(1x1(elu(x [N, T, C0])))`` masks, once per stem, the coefficients
     ``basis [N, T, C0]`` minus ``basis_bias [C0]`` plus the stem's ``generator [S, C0]`` times
     the frame's level (``e / sqrt(e + LEVEL_EPS)`` of the mean square ``e`` of the coefficients
-    over the frame's ``steps_per_frame`` basis steps; zeros: no generator), and each stem's
-    grouped transposed conv decodes it into ``stems [S, N, T * stride]``.
+    over the frame's ``steps_per_frame`` basis steps; ``[S, 0]``: no generator, no level), and
+    each stem's grouped transposed conv decodes it into ``stems [S, N, T * stride]``.
 
     ``mask_weight [C0, S * C0]``, ``synth_weight [S, C0, K]``, ``synth_bias [S]``; work
     ``masks [S * C0]``; state ``overlap [N, S, K - stride + T * stride]`` (stem-major).
@@ -257,13 +257,14 @@ def _masked_synthesis(x, mask_weight, mask_bias, basis, basis_bias, generator, s
     n_stems, _, k = synth_weight.shape
     n_out = t_len * stride
     tail = k - stride
+    generating = generator.shape[1] > 0
     for n in range(n_streams):
         for s in range(n_stems):
             for r in range(tail, tail + n_out):
                 overlap[n, s, r] = 0.0
         level = 0.0
         for t in range(t_len):
-            if t % steps_per_frame == 0:  # a new frame: its level from all of its steps
+            if generating and t % steps_per_frame == 0:  # a new frame: its level from all of its steps
                 energy = 0.0
                 for u in range(t, t + steps_per_frame):
                     for c in range(c0):
@@ -281,7 +282,10 @@ def _masked_synthesis(x, mask_weight, mask_bias, basis, basis_bias, generator, s
             for s in range(n_stems):
                 dst = overlap[n, s]
                 for c in range(c0):
-                    a = _sigmoid(masks[s * c0 + c]) * (basis[n, t, c] - basis_bias[c] + generator[s, c] * level)
+                    coefficient = basis[n, t, c] - basis_bias[c]
+                    if generating:
+                        coefficient += generator[s, c] * level
+                    a = _sigmoid(masks[s * c0 + c]) * coefficient
                     w = synth_weight[s, c]
                     for j in range(k):
                         dst[t * stride + j] += w[j] * a

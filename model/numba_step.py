@@ -401,11 +401,10 @@ class _MaskHead(_StatefulLayer):
         self.synth_weight = _copy(synthesis.conv.weight.reshape(n_stems, -1, k))  # [S, C0, K]
         synth_bias = synthesis.conv.bias  # none with bias_free_masking
         self.synth_bias = _copy(synth_bias) if synth_bias is not None else np.zeros(n_stems, np.float32)
-        # [S, C0]: level_generator's vectors, scaled by each frame's level (zeros: none)
+        # [S, C0]: level_generator's vectors, scaled by each frame's level ([S, 0]: none)
         generator = net.generator
-        self.generator = (_copy(generator) if generator is not None
-                          else np.zeros((n_stems, self.mask_bias.size // n_stems), np.float32))
-        self.steps_per_frame = net.frame_size // net.config.strides[0]
+        self.generator = _copy(generator) if generator is not None else np.zeros((n_stems, 0), np.float32)
+        self.steps_per_frame = net.config.basis_steps_per_frame
         self.stride, self.tail_rows = synthesis.stride, synthesis.tail_samples
         self.n_stems, self.frames_out = n_stems, frames_in * synthesis.stride
 

@@ -161,12 +161,11 @@ class RQVAESeparator(nn.Module):
             # the analysis bias), so digital silence in gives exact zeros out
             coefficients = (basis - self.encoder[0].down.conv.bias.view(1, -1, 1)
                             if self.config.bias_free_masking else basis)
-            coefficients = coefficients.unsqueeze(1)  # [B, 1, C0, T0]
+            per_stem = coefficients.unsqueeze(1)  # [B, 1, C0, T0]
             if self.generator is not None:
-                steps = self.frame_size // self.config.strides[0]
-                level = frame_level(coefficients[:, 0], steps).unsqueeze(1)  # [B, 1, 1, T0]
-                coefficients = coefficients + self.generator.view(1, n_stems, -1, 1) * level
-            masked = masks.view(b, n_stems, basis.shape[1], -1) * coefficients
+                level = frame_level(coefficients, self.config.basis_steps_per_frame).unsqueeze(1)  # [B, 1, 1, T0]
+                per_stem = per_stem + self.generator.view(1, n_stems, -1, 1) * level
+            masked = masks.view(b, n_stems, basis.shape[1], -1) * per_stem
             stems = self.synthesis(masked.flatten(1, 2))
         else:
             stems = self.head(F.elu(x))
