@@ -142,7 +142,7 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
                    help="continue from OUT/checkpoint.pt (its settings; new --steps, --max-minutes, --max-cpu-minutes, --threads)")
     for name in ("steps", "batch_size", "segment_s", "lr", "warmup_steps", "valid_tracks", "valid_every",
                  "checkpoint_every", "seed", "threads", "remix_prob", "ema_decay", "grad_clip", "max_minutes",
-                 "max_cpu_minutes", "log_mel_weight"):
+                 "max_cpu_minutes", "log_mel_weight", "snr_weight"):
         value = getattr(defaults, name)
         p.add_argument("--" + name.replace("_", "-"), type=type(value), default=value,
                        help=f"default {value}")

@@ -1,4 +1,4 @@
-"""Training losses: multi-scale mel/STFT loss, time-domain MSE, and their weighted sum."""
+"""Training losses: multi-scale mel/STFT loss, time-domain MSE, thresholded SNR, and their weighted sum."""
 from __future__ import annotations
 
 import math
@@ -67,6 +67,26 @@ class MultiScaleMelLoss(nn.Module):
         return total / len(self.windows)
 
 
+def thresholded_snr_loss(estimate: torch.Tensor, reference: torch.Tensor, max_snr_db: float = 30.0,
+                         floor_db: float = -30.0) -> torch.Tensor:
+    """Mean negative SNR (dB) of each stem, soft-capped at ``max_snr_db``: ``estimate``/``reference``
+    ``[B, S, T]`` -> a scalar.
+
+    Per example and stem: ``10 log10((|y - y'|^2 + tau |y|^2 + d) / (|y|^2 + d))`` with
+    ``tau = 10^(-max_snr_db / 10)`` (Wisdom et al., 2020: no stem is pushed past the cap) and a floor
+    ``d`` at ``floor_db`` re the energy of the example's stems' sum, so a stem silent in a segment
+    asks for quiet (its error against the mixture's scale) instead of an infinite SNR. Unlike the
+    spectral terms it weighs every stem's waveform error on that stem's own scale, as SI-SDR does.
+    """
+    ref = reference.float()
+    err = (estimate.float() - ref).square().sum(-1)  # [B, S]
+    energy = ref.square().sum(-1)  # [B, S]
+    floor = 10.0 ** (floor_db / 10.0) * ref.sum(1).square().sum(-1, keepdim=True)  # [B, 1]
+    tau = 10.0 ** (-max_snr_db / 10.0)
+    eps = torch.finfo(torch.float32).tiny
+    return (10.0 * torch.log10((err + tau * energy + floor + eps) / (energy + floor + eps))).mean()
+
+
 class LossTerms(NamedTuple):
     """Each term and their weighted ``total`` (scalars)."""
 
@@ -75,25 +95,29 @@ class LossTerms(NamedTuple):
     time_mse: torch.Tensor
     commitment: torch.Tensor
     codebook: torch.Tensor
+    snr: torch.Tensor
 
 
 class SeparationLoss(nn.Module):
-    """``spectral_weight * mel + time_weight * MSE + commitment_weight * commit + codebook``."""
+    """``spectral_weight * mel + time_weight * MSE + commitment_weight * commit + codebook
+    + snr_weight * thresholded_snr_loss`` (``snr_weight`` 0: the paper's losses only)."""
 
     def __init__(self, sample_rate_hz: int, spectral_weight: float = 1.0, time_weight: float = 10.0,
-                 commitment_weight: float = 0.25, log_mel_weight: float = 1.0) -> None:
+                 commitment_weight: float = 0.25, log_mel_weight: float = 1.0, snr_weight: float = 0.0) -> None:
         super().__init__()
         self.spectral = MultiScaleMelLoss(sample_rate_hz, log_mel_weight=log_mel_weight)
         self.spectral_weight = spectral_weight
         self.time_weight = time_weight
         self.commitment_weight = commitment_weight
+        self.snr_weight = snr_weight
 
     def forward(self, estimate: torch.Tensor, reference: torch.Tensor, commitment: torch.Tensor,
                 codebook: torch.Tensor) -> LossTerms:
         spectral = self.spectral(estimate, reference)
         mse = F.mse_loss(estimate.float(), reference.float())
+        snr = thresholded_snr_loss(estimate, reference) if self.snr_weight else mse.new_zeros(())
         total = (self.spectral_weight * spectral + self.time_weight * mse
-                 + self.commitment_weight * commitment + codebook)
+                 + self.commitment_weight * commitment + codebook + self.snr_weight * snr)
         if not math.isfinite(float(total.detach())):
             raise FloatingPointError("the training loss is not finite; lower the learning rate or check the data")
-        return LossTerms(total, spectral, mse, commitment, codebook)
+        return LossTerms(total, spectral, mse, commitment, codebook, snr)

@@ -65,6 +65,7 @@ class TrainSettings:
     max_minutes: float = 0.0  # stop (with a checkpoint) after this wall time; 0: no limit
     max_cpu_minutes: float = 0.0  # stop (with a checkpoint) after this much CPU time of this process; 0: no limit
     log_mel_weight: float = 1.0  # weight of the spectral loss's log-mel term (0: linear magnitudes only)
+    snr_weight: float = 0.0  # weight of the thresholded-SNR term (0: the paper's losses only)
     init_from: str = ""  # a trained model (name or directory) to start from; stems may differ
 
 
@@ -219,7 +220,8 @@ class Trainer:
                 self.net.quantizer.dropout_generator.set_state(state["rng"]["dropout"])
                 if self.device.type == "cuda" and "cuda" in state["rng"]:
                     torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)
-        self.loss = SeparationLoss(self.config.sample_rate_hz, log_mel_weight=s.log_mel_weight).to(self.device)
+        self.loss = SeparationLoss(self.config.sample_rate_hz, log_mel_weight=s.log_mel_weight,
+                                   snr_weight=s.snr_weight).to(self.device)
         tracks = load_tracks(s.data, s.format, self.config.sample_rate_hz)
         self.train_tracks, self.valid_tracks = split_tracks(tracks, s.valid_tracks)
         segment = int(s.segment_s * self.config.sample_rate_hz) // self.config.frame_size * self.config.frame_size
@@ -291,8 +293,10 @@ class Trainer:
     def _log(self, name: str, row: dict[str, float]) -> None:
         path = self.out / name
         new = not path.exists()
+        # a resumed run keeps its file's columns (a column added since is left out of that file)
+        fields = list(row) if new else path.open(newline="").readline().strip().split(",")
         with path.open("a", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(row))
+            writer = csv.DictWriter(f, fieldnames=fields, extrasaction="ignore")
             if new:
                 writer.writeheader()
             writer.writerow(row)

@@ -253,6 +253,34 @@ def test_log_mel_weight_scales_the_log_term_and_zero_leaves_linear_magnitudes():
     torch.testing.assert_close(half - linear, 0.5 * (full - linear))
 
 
+def test_thresholded_snr_loss_is_each_stems_negative_snr_with_a_cap_and_a_floor():
+    from model.training.losses import SeparationLoss, thresholded_snr_loss
+    torch.manual_seed(0)
+    ref = torch.randn(3, 2, 4096)
+    noise = torch.randn(3, 2, 4096)
+    noise *= ref.norm(dim=-1, keepdim=True) / noise.norm(dim=-1, keepdim=True) * 10 ** (-10 / 20)  # 10 dB SNR
+    # without cap and floor: exactly -10 dB; with them (-30 dB each) a little above
+    assert float(thresholded_snr_loss(ref + noise, ref, 200.0, -200.0)) == pytest.approx(-10.0, abs=1e-3)
+    assert -10.0 < float(thresholded_snr_loss(ref + noise, ref)) < -9.8
+    assert float(thresholded_snr_loss(torch.zeros_like(ref), ref)) == pytest.approx(0.0, abs=0.01)  # + the cap
+    # a perfect estimate hits the cap, not minus infinity
+    assert float(thresholded_snr_loss(ref, ref, 30.0, -200.0)) == pytest.approx(-30.0, abs=1e-3)
+    assert -30.0 < float(thresholded_snr_loss(ref, ref)) < -20.0
+    # a stem silent in the segment: its error is measured against the floor, finite either way
+    silent = ref.clone()
+    silent[:, 1] = 0
+    quiet, loud = silent.clone(), silent.clone()
+    quiet[:, 1] = 1e-4 * noise[:, 1]
+    loud[:, 1] = noise[:, 1]
+    assert float(thresholded_snr_loss(quiet, silent)) < float(thresholded_snr_loss(loud, silent))
+    # the separation loss adds it with its weight; weight 0 leaves the paper's losses as they were
+    est, commit, codebook = ref + noise, torch.tensor(0.1), torch.tensor(0.2)
+    plain = SeparationLoss(22050)(est, ref, commit, codebook)
+    weighted = SeparationLoss(22050, snr_weight=0.5)(est, ref, commit, codebook)
+    torch.testing.assert_close(weighted.total - plain.total, 0.5 * thresholded_snr_loss(est, ref))
+    assert float(plain.snr) == 0.0
+
+
 def test_validation_scores_a_44k_model_at_the_papers_rate():
     """The trainer's validation resamples a 44.1 kHz model's estimates, references and mixture to
     22.05 kHz before scoring, so its curve compares with 22.05 kHz models'."""
