@@ -36,17 +36,29 @@ class ResidualUnit(nn.Module):
 
 
 class EncoderLevel(nn.Module):
-    """Strided causal conv then residual units: ``[B, C_in, T] -> [B, C_out, T / stride]``."""
+    """Strided causal conv then residual units: ``[B, C_in, T] -> [B, C_out, T / stride]``.
+
+    With ``basis_channels`` (more than ``out_channels``) the strided conv emits that many
+    channels (``[B, basis_channels, T / stride]``: the first level's basis, which the mask head
+    gates) and a 1x1 conv, ``project``, maps them to ``out_channels`` for the residual units.
+    """
 
     def __init__(self, in_channels: int, out_channels: int, stride: int, kernel_factor: int,
-                 dilations: tuple[int, ...], residual_kernel: int, causal: bool) -> None:
+                 dilations: tuple[int, ...], residual_kernel: int, causal: bool,
+                 basis_channels: int | None = None) -> None:
         super().__init__()
-        self.down = CausalConv1d(in_channels, out_channels, kernel_factor * stride, stride, causal=causal)
+        basis = basis_channels or out_channels
+        self.down = CausalConv1d(in_channels, basis, kernel_factor * stride, stride, causal=causal)
+        self.project = CausalConv1d(basis, out_channels, 1, causal=causal) if basis != out_channels else None
         self.units = nn.Sequential(*[ResidualUnit(out_channels, residual_kernel, d, causal)
                                      for d in dilations])
 
+    def features(self, basis: torch.Tensor) -> torch.Tensor:
+        """The strided conv's output ``[B, basis_channels, T]`` -> the level's ``[B, C_out, T]``."""
+        return self.units(basis if self.project is None else self.project(basis))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.units(self.down(x))
+        return self.features(self.down(x))
 
 
 class DecoderLevel(nn.Module):

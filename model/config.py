@@ -65,6 +65,12 @@ class SeparatorConfig:
             basis steps), so a stem can hold what masking the mixture's own coefficients cannot
             reach (e.g. bass inside a 1.38 kHz-wide bin) while digital silence still gives exact
             zeros and a quieter input gives a proportionally quieter generator.
+        basis_channels: in mask mode, rows of the first level's analysis basis (the coefficients
+            the masks gate and each stem's synthesis decodes); ``None``: ``channels[0]``. More rows
+            than ``channels[0]`` give the masks more of the spectrum to work on (e.g. the band
+            above a 22.05 kHz model's Nyquist frequency when it is warm-started at 44.1 kHz) while
+            the encoder's first level stays as wide as it is: a 1x1 conv projects the basis to
+            ``channels[0]`` before the level's residual units.
     """
 
     sample_rate_hz: int = 22050
@@ -87,6 +93,7 @@ class SeparatorConfig:
     mixture_consistency: bool = False
     bias_free_masking: bool = True
     level_generator: bool = False
+    basis_channels: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("stems", "channels", "strides", "residual_dilations"):
@@ -112,6 +119,9 @@ class SeparatorConfig:
             problems.append(f"output must be one of {OUTPUT_MODES}, got {self.output!r}")
         if self.level_generator and not (self.output == "mask" and self.bias_free_masking):
             problems.append("level_generator needs output='mask' and bias_free_masking=True")
+        if self.basis_channels is not None and (self.basis_channels < self.channels[0] or self.output != "mask"):
+            problems.append(f"basis_channels must be >= channels[0] ({self.channels[0]}) and needs output='mask', "
+                            f"got {self.basis_channels} with output={self.output!r}")
         if self.n_q < 1 or self.codebook_size < 2 or self.codebook_dim < 1:
             problems.append("n_q >= 1, codebook_size >= 2 and codebook_dim >= 1 are required")
         if problems:
@@ -126,6 +136,11 @@ class SeparatorConfig:
     def basis_steps_per_frame(self) -> int:
         """Steps of the first level's basis in one frame (``level_generator``'s level window)."""
         return self.frame_size // self.strides[0]
+
+    @property
+    def basis_channel_count(self) -> int:
+        """Rows of the first level's analysis basis (``basis_channels``, else ``channels[0]``)."""
+        return self.basis_channels or self.channels[0]
 
     @property
     def analysis_kernel_samples(self) -> int:

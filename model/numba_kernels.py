@@ -245,15 +245,17 @@ def _elu_conv_transpose(x, weight, bias, stride, overlap, skip, out):
 def _masked_synthesis(x, mask_weight, mask_bias, basis, basis_bias, generator, steps_per_frame, synth_weight,
                       synth_bias, stride, masks, overlap, stems):
     """Mask head: ``sigmoid(1x1(elu(x [N, T, C0])))`` masks, once per stem, the coefficients
-    ``basis [N, T, C0]`` minus ``basis_bias [C0]`` plus the stem's ``generator [S, C0]`` times
+    ``basis [N, T, CB]`` minus ``basis_bias [CB]`` plus the stem's ``generator [S, CB]`` times
     the frame's level (``e / sqrt(e + LEVEL_EPS)`` of the mean square ``e`` of the coefficients
     over the frame's ``steps_per_frame`` basis steps; ``[S, 0]``: no generator, no level), and
     each stem's grouped transposed conv decodes it into ``stems [S, N, T * stride]``.
 
-    ``mask_weight [C0, S * C0]``, ``synth_weight [S, C0, K]``, ``synth_bias [S]``; work
-    ``masks [S * C0]``; state ``overlap [N, S, K - stride + T * stride]`` (stem-major).
+    ``mask_weight [C0, S * CB]``, ``synth_weight [S, CB, K]``, ``synth_bias [S]``; work
+    ``masks [S * CB]``; state ``overlap [N, S, K - stride + T * stride]`` (stem-major).
+    ``CB``, the basis's rows, is ``C0`` unless the config's ``basis_channels`` says more.
     """
     n_streams, t_len, c0 = x.shape
+    cb = basis.shape[2]
     n_stems, _, k = synth_weight.shape
     n_out = t_len * stride
     tail = k - stride
@@ -267,25 +269,25 @@ def _masked_synthesis(x, mask_weight, mask_bias, basis, basis_bias, generator, s
             if generating and t % steps_per_frame == 0:  # a new frame: its level from all of its steps
                 energy = 0.0
                 for u in range(t, t + steps_per_frame):
-                    for c in range(c0):
+                    for c in range(cb):
                         v = basis[n, u, c] - basis_bias[c]
                         energy += v * v
-                energy /= steps_per_frame * c0
+                energy /= steps_per_frame * cb
                 level = energy / math.sqrt(energy + LEVEL_EPS)
-            for m in range(n_stems * c0):
+            for m in range(n_stems * cb):
                 masks[m] = mask_bias[m]
             for i in range(c0):
                 v = _elu(x[n, t, i])
                 w = mask_weight[i]
-                for m in range(n_stems * c0):
+                for m in range(n_stems * cb):
                     masks[m] += w[m] * v
             for s in range(n_stems):
                 dst = overlap[n, s]
-                for c in range(c0):
+                for c in range(cb):
                     coefficient = basis[n, t, c] - basis_bias[c]
                     if generating:
                         coefficient += generator[s, c] * level
-                    a = _sigmoid(masks[s * c0 + c]) * coefficient
+                    a = _sigmoid(masks[s * cb + c]) * coefficient
                     w = synth_weight[s, c]
                     for j in range(k):
                         dst[t * stride + j] += w[j] * a

@@ -268,9 +268,14 @@ def _identity(_: nn.Identity, frames_in: int, walk: _Walk) -> _Chain:
     return _Chain([], frames_in, walk)
 
 
+def _level_features(level: EncoderLevel) -> list[nn.Module]:
+    """What an :class:`EncoderLevel` runs after its strided conv (``EncoderLevel.features``)."""
+    return [*([level.project] if level.project is not None else []), level.units]
+
+
 @_numba_layer(EncoderLevel)
 def _encoder_level(level: EncoderLevel, frames_in: int, walk: _Walk) -> _Chain:
-    return _Chain([level.down, level.units], frames_in, walk)
+    return _Chain([level.down, *_level_features(level)], frames_in, walk)
 
 
 @_numba_layer(CausalConvStack)
@@ -386,22 +391,22 @@ class _DecoderLevel(_Layer):
 
 class _MaskHead(_StatefulLayer):
     """Masks over the first level's basis, decoded by each stem's synthesis: ``x [N, T0, C0]``
-    and ``basis [N, T0, C0]`` -> ``stems [S, N, T0 * stride]``."""
+    and ``basis [N, T0, CB]`` -> ``stems [S, N, T0 * stride]``."""
 
     def __init__(self, net: RQVAESeparator, frames_in: int, walk: _Walk) -> None:
         mask, synthesis, analysis = net.mask, net.synthesis, net.encoder[0].down
         walk.runs(mask, synthesis)
         n_stems = synthesis.conv.out_channels
         k = synthesis.conv.kernel_size[0]
-        self.mask_weight = _copy(mask.conv.weight[:, :, 0].t())  # [C0, S * C0]
+        self.mask_weight = _copy(mask.conv.weight[:, :, 0].t())  # [C0, S * CB]
         self.mask_bias = _copy(mask.conv.bias)
-        # [C0]: with bias_free_masking the masks gate the coefficients without the analysis bias
+        # [CB]: with bias_free_masking the masks gate the coefficients without the analysis bias
         bias = _copy(analysis.conv.bias)
         self.basis_bias = bias if net.config.bias_free_masking else np.zeros_like(bias)
-        self.synth_weight = _copy(synthesis.conv.weight.reshape(n_stems, -1, k))  # [S, C0, K]
+        self.synth_weight = _copy(synthesis.conv.weight.reshape(n_stems, -1, k))  # [S, CB, K]
         synth_bias = synthesis.conv.bias  # none with bias_free_masking
         self.synth_bias = _copy(synth_bias) if synth_bias is not None else np.zeros(n_stems, np.float32)
-        # [S, C0]: level_generator's vectors, scaled by each frame's level ([S, 0]: none)
+        # [S, CB]: level_generator's vectors, scaled by each frame's level ([S, 0]: none)
         generator = net.generator
         self.generator = _copy(generator) if generator is not None else np.zeros((n_stems, 0), np.float32)
         self.steps_per_frame = net.config.basis_steps_per_frame
@@ -471,7 +476,7 @@ class _Separator(_Layer):
         first = net.encoder[0]  # run in two parts, as forward does: its strided conv's output is the basis
         walk.passes(net.encoder, net.decoder, first)
         self.analysis = walk.build(first.down, frames)
-        self.encoder = [walk.build(first.units, self.analysis.frames_out)]
+        self.encoder: list[_Layer] = [_Chain(_level_features(first), self.analysis.frames_out, walk)]
         frames_in = self.encoder[0].frames_out
         for level in net.encoder[1:]:
             self.encoder.append(walk.build(level, frames_in))

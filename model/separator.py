@@ -15,11 +15,13 @@ from .rvq import ResidualVectorQuantizer
 from .streaming import CausalConv1d, CausalConvTranspose1d, SampleDelay, StreamingLSTM, streaming
 
 
-def _windowed_dft_basis(kernel: int, channels: int) -> torch.Tensor:
+def windowed_dft_basis(kernel: int, channels: int) -> torch.Tensor:
     """``[channels, kernel]`` rows of an orthonormal real DFT basis times a sqrt-Hann window.
 
     Rows repeat (scaled by ``1/sqrt(repeats)``) when ``channels > kernel``, so with a hop of
-    ``kernel / 2`` analysis followed by the transposed synthesis reconstructs exactly.
+    ``kernel / 2`` analysis followed by the transposed synthesis reconstructs exactly. Row order:
+    DC, then cosine and sine of each frequency ``k / kernel`` cycles per sample, ``k = 1, 2, ...``,
+    then (even ``kernel``) the Nyquist row.
     """
     n = torch.arange(kernel, dtype=torch.float64)
     rows = [torch.full((kernel,), 1.0 / math.sqrt(kernel), dtype=torch.float64)]
@@ -76,9 +78,10 @@ class RQVAESeparator(nn.Module):
         ins = (1,) + c.channels[:-1]
         # the first level's kernel is the analysis basis: it may be longer than the synthesis
         factors = (c.analysis_kernel_factor or c.kernel_factor,) + (c.kernel_factor,) * (len(c.strides) - 1)
+        bases = (c.basis_channel_count,) + (None,) * (len(c.strides) - 1)
         self.encoder = nn.ModuleList(
-            EncoderLevel(i, o, s, f, c.residual_dilations, c.residual_kernel, causal)
-            for i, o, s, f in zip(ins, c.channels, c.strides, factors))
+            EncoderLevel(i, o, s, f, c.residual_dilations, c.residual_kernel, causal, b)
+            for i, o, s, f, b in zip(ins, c.channels, c.strides, factors, bases))
         top = c.channels[-1]
         if c.temporal in ("lstm", "bilstm"):
             self.temporal = StreamingLSTM(top, c.temporal_layers, bidirectional=c.temporal == "bilstm")
@@ -93,9 +96,9 @@ class RQVAESeparator(nn.Module):
             DecoderLevel(c.channels[k], c.channels[k - 1], c.strides[k], c.kernel_factor,
                          c.residual_dilations, c.residual_kernel, causal)
             for k in range(len(c.strides) - 1, 0, -1))
-        n_stems, base, s0 = len(c.stems), c.channels[0], c.strides[0]
+        n_stems, base, s0 = len(c.stems), c.basis_channel_count, c.strides[0]
         if c.output == "mask":
-            self.mask = CausalConv1d(base, n_stems * base, 1, causal=causal)
+            self.mask = CausalConv1d(c.channels[0], n_stems * base, 1, causal=causal)
             # bias_free_masking: no synthesis bias either, so masked zeros decode to exact zeros
             self.synthesis = CausalConvTranspose1d(n_stems * base, n_stems, c.kernel_factor * s0, s0,
                                                    causal=causal, groups=n_stems, bias=not c.bias_free_masking)
@@ -117,7 +120,7 @@ class RQVAESeparator(nn.Module):
         analysis = self.encoder[0].down.conv
         channels = analysis.weight.shape[0]
         kernel = self.config.kernel_factor * self.config.strides[0]  # the synthesis kernel's length
-        basis = _windowed_dft_basis(kernel, channels)
+        basis = windowed_dft_basis(kernel, channels)
         analysis.weight.zero_()
         analysis.weight[:, 0, -kernel:] = basis
         analysis.bias.zero_()
@@ -146,7 +149,7 @@ class RQVAESeparator(nn.Module):
         if mixture.shape[-1] % self.frame_size:
             raise ValueError(f"length {mixture.shape[-1]} is not a multiple of the frame size {self.frame_size}")
         basis = self.encoder[0].down(mixture)
-        skips = [self.encoder[0].units(basis)]
+        skips = [self.encoder[0].features(basis)]
         for level in self.encoder[1:]:
             skips.append(level(skips[-1]))
         latent = self.temporal(skips[-1])

@@ -98,10 +98,12 @@ def test_a_longer_trained_analysis_matches_torch():
     assert_close(got, expected)
 
 
+@pytest.mark.parametrize("basis_channels", [None, 12])
 @pytest.mark.parametrize("strides", [(4, 2, 4), (4, 3, 5)])
 @pytest.mark.parametrize("channels", [1, 2])
-def test_a_level_generator_matches_torch(strides, channels):
-    net = random_net(level_generator=True, mixture_consistency=True, strides=strides)
+def test_a_level_generator_matches_torch(strides, channels, basis_channels):
+    """With a wider basis (``basis_channels``) too: the masks, level and synthesis span its rows."""
+    net = random_net(level_generator=True, mixture_consistency=True, strides=strides, basis_channels=basis_channels)
     with torch.no_grad():
         net.generator.normal_(0.0, 2.0)
     got, expected = stream_both(net, signal(channels, FRAMES * net.frame_size))

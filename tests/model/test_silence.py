@@ -52,9 +52,10 @@ def test_configs_saved_without_the_field_keep_the_older_arrangement(tmp_path) ->
 
 @pytest.mark.parametrize("backend", ["torch", "numba"])
 @pytest.mark.parametrize("consistency", [False, True])
-@pytest.mark.parametrize("generator", [False, True])
-def test_biased_network_keeps_silence_streaming(backend: str, consistency: bool, generator: bool) -> None:
-    config = SeparatorConfig(mixture_consistency=consistency, level_generator=generator)
+@pytest.mark.parametrize("extras", [{}, {"level_generator": True}, {"level_generator": True, "basis_channels": 48}],
+                         ids=["plain", "generator", "generator_wider_basis"])
+def test_biased_network_keeps_silence_streaming(backend: str, consistency: bool, extras: dict) -> None:
+    config = SeparatorConfig(mixture_consistency=consistency, **extras)
     sep = StreamingSeparator(_trained_looking(config), backend=backend)
     rng = np.random.default_rng(0)
     sep.process(rng.standard_normal((1, 4096)).astype(np.float32) * 0.3)  # music, then silence

@@ -34,8 +34,10 @@ BLOCKS = {
 @pytest.mark.parametrize("cfg", [small_config(), small_config(output="waveform", temporal="conv", temporal_layers=2),
                                  small_config(mixture_consistency=True),
                                  small_config(mixture_consistency=True, analysis_kernel_factor=4),
-                                 small_config(mixture_consistency=True, level_generator=True)],
-                         ids=["mask_lstm", "waveform_conv", "mask_lstm_consistent", "long_analysis", "level_generator"])
+                                 small_config(mixture_consistency=True, level_generator=True),
+                                 small_config(mixture_consistency=True, level_generator=True, basis_channels=12)],
+                         ids=["mask_lstm", "waveform_conv", "mask_lstm_consistent", "long_analysis", "level_generator",
+                              "wider_basis"])
 @pytest.mark.parametrize("backend", ["torch", "numba"])
 def test_streaming_equals_offline(cfg, blocks, backend, rng):
     torch.manual_seed(0)

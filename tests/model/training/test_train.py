@@ -227,6 +227,46 @@ def test_warm_start_at_twice_the_rate_starts_close_to_the_source_below_its_nyqui
         warm_start(model.RQVAESeparator(small_config(sample_rate_hz=48000, strides=(8, 2, 4))), source)
 
 
+def test_warm_start_may_widen_the_basis_into_the_band_above_the_sources_nyquist():
+    """A 2x-rate warm start with ``basis_channels``: new analysis and synthesis rows cover the band
+    the source never saw, the stems start as the narrow-basis warm start's (exactly without a
+    level generator, within its level's approximation with one), and the new rows learn."""
+    import scipy.signal
+    torch.manual_seed(7)
+    fast = dict(sample_rate_hz=44100, strides=(8, 2, 4), mixture_consistency=True)
+    for generator in (False, True):
+        source = model.RQVAESeparator(small_config(mixture_consistency=True, level_generator=generator)).eval()
+        with torch.no_grad():
+            for p in source.parameters():
+                p.add_(torch.randn_like(p), alpha=0.2)
+        narrow = model.RQVAESeparator(small_config(level_generator=generator, **fast)).eval()
+        wide = model.RQVAESeparator(small_config(level_generator=generator, basis_channels=16, **fast)).eval()
+        warm_start(narrow, source)
+        warm_start(wide, source)
+        # music-like: little energy in the new band, which the generator's level now averages in
+        x = torch.from_numpy(scipy.signal.lfilter(*scipy.signal.butter(4, 0.4), np.random.default_rng(1).standard_normal(
+            (2, 1, 32 * 12))).astype(np.float32))
+        with torch.no_grad():
+            got, expected = wide(x).stems, narrow(x).stems
+        relative = float((got - expected).abs().max() / expected.abs().max())
+        assert relative < (1e-2 if generator else 1e-5), relative  # 0.006 with a generator
+    # the new rows hold a tone above the source's Nyquist frequency (16 kHz at 44.1 kHz), the old ones do not
+    t = torch.arange(11024) / 44100
+    tone = torch.sin(2 * torch.pi * 16000 * t).view(1, 1, -1)
+    with torch.no_grad():
+        basis = wide.encoder[0].down(tone) - wide.encoder[0].down.conv.bias.view(1, -1, 1)
+    energy = basis[0, :, 100:].square().mean(-1)
+    assert float(energy[8:].sum()) > 20 * float(energy[:8].sum())  # 57x (the old rows are perturbed at random)
+    wide.train()
+    wide(torch.randn(2, 1, 32 * 12)).stems.square().sum().backward()
+    assert float(wide.mask.conv.weight.grad.view(4, 16, -1)[:, 8:].abs().sum()) > 0
+    assert float(wide.encoder[0].project.conv.weight.grad[:, 8:].abs().sum()) > 0
+    with pytest.raises(ValueError, match="may only grow"):
+        warm_start(narrow, wide)
+    with pytest.raises(ValueError, match="at most channels\\[0\\] \\+ 16"):
+        warm_start(model.RQVAESeparator(small_config(basis_channels=25, level_generator=True, **fast)), source)
+
+
 def test_warm_start_refuses_other_architectures_and_unmappable_stems():
     source = model.RQVAESeparator(small_config(stems=("vocals", "drums", "bass", "other")))
     with pytest.raises(ValueError, match="n_q"):
