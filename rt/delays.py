@@ -12,6 +12,9 @@ if TYPE_CHECKING:
     from model import StreamingSeparator
 
 
+WHOLE_TOLERANCE_SAMPLES = 1e-6  # float rounding of the parts of a delay that is whole by construction
+
+
 @dataclass(frozen=True)
 class LatencyBreakdown:
     """Where the delay from an input sample to its output comes from, in host samples.
@@ -31,8 +34,14 @@ class LatencyBreakdown:
 
     @property
     def engine_samples(self) -> float:
-        return (self.ring_prefill_samples + self.resampler_in_samples + self.model_samples
-                + self.resampler_out_samples)
+        """The parts' sum. The padded output resampler makes it a whole number of samples
+        exactly (:func:`output_delay_padding`); the parts are floats, so a sum within
+        ``WHOLE_TOLERANCE_SAMPLES`` of a whole number is that number (e.g. 625, not
+        625.0000000000001 for a 44.1 kHz model at 96 kHz)."""
+        total = (self.ring_prefill_samples + self.resampler_in_samples + self.model_samples
+                 + self.resampler_out_samples)
+        whole = round(total)
+        return float(whole) if abs(total - whole) < WHOLE_TOLERANCE_SAMPLES else total
 
     @property
     def total_samples(self) -> float:

@@ -20,7 +20,7 @@ def test_default_model_is_shipped_and_loads():
     assert model.DEFAULT_MODEL in model.shipped_models()
     sep = model.load(model.DEFAULT_MODEL)
     assert sep.stems == ("vocals", "drums", "bass", "other")
-    assert sep.sample_rate_hz == 22050
+    assert sep.sample_rate_hz == 44100  # full band natively (docs/models/musdb4.md)
 
 
 def test_shipped_musdb4_beats_the_mixture_on_a_held_out_song():

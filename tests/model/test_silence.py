@@ -36,10 +36,10 @@ def _trained_looking(config: SeparatorConfig) -> RQVAESeparator:
 
 
 def test_configs_saved_without_the_field_keep_the_older_arrangement(tmp_path) -> None:
-    """The shipped weights were trained with masks over the biased basis: their configs (saved
-    before ``bias_free_masking`` existed) load as ``False`` with the synthesis bias they were
-    trained with, and give exactly what they gave; new configs save the field as ``True``."""
-    legacy = model.load_separator("musdb4")
+    """``slakh4``'s weights were trained with masks over the biased basis: its config (saved
+    before ``bias_free_masking`` existed) loads as ``False`` with the synthesis bias it was
+    trained with, and gives exactly what it gave; new configs save the field as ``True``."""
+    legacy = model.load_separator("slakh4")
     assert legacy.config.bias_free_masking is False and legacy.synthesis.conv.bias is not None
     fields = legacy.config.to_dict()
     del fields["bias_free_masking"]
@@ -48,6 +48,15 @@ def test_configs_saved_without_the_field_keep_the_older_arrangement(tmp_path) ->
     assert SeparatorConfig.load(tmp_path / "new.json").bias_free_masking is True
     fresh = RQVAESeparator(SeparatorConfig())
     assert fresh.synthesis.conv.bias is None  # zeros in, exact zeros out
+
+
+@pytest.mark.parametrize("backend", ["torch", "numba"])
+def test_the_shipped_default_separates_silence_into_exact_zeros(backend: str) -> None:
+    sep = model.load("musdb4", backend=backend)
+    assert not sep.separate(np.zeros((2, 4096), np.float32)).any()
+    sep.process((np.random.default_rng(0).standard_normal((2, 4096)) * 0.3).astype(np.float32))
+    sep.process(np.zeros((2, 2048), np.float32))  # the tails of the overlap and delay lines
+    assert not sep.process(np.zeros((2, 4096), np.float32)).any()
 
 
 @pytest.mark.parametrize("backend", ["torch", "numba"])
