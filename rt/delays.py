@@ -12,16 +12,16 @@ if TYPE_CHECKING:
     from model import StreamingSeparator
 
 
-WHOLE_TOLERANCE_SAMPLES = 1e-6  # float rounding of the parts of a delay that is whole by construction
-
-
 @dataclass(frozen=True)
 class LatencyBreakdown:
     """Where the delay from an input sample to its output comes from, in host samples.
 
     ``engine_samples`` is what the engine adds between its callback's input and output
     (prefill + resamplers + model); ``total_samples`` adds what the audio device reports for
-    its input and output buffers (0 when driven from a file).
+    its input and output buffers (0 when driven from a file). The resamplers' and the model's
+    parts are floats for reports; their exact sum is ``pipeline_samples`` (whole host samples
+    by construction, see :func:`output_delay_padding`), which floats summed again could miss
+    (625.0000000000001 for a 44.1 kHz model at 96 kHz).
     """
 
     host_rate_hz: int
@@ -31,17 +31,11 @@ class LatencyBreakdown:
     resampler_in_samples: float   # host -> model rate filter delay, converted to host samples
     model_samples: float          # the separator's latency (frame - 1 + overlap model samples), in host samples
     resampler_out_samples: float  # model -> host rate filter delay
+    pipeline_samples: float       # resampler in + model + resampler out, summed exactly
 
     @property
     def engine_samples(self) -> float:
-        """The parts' sum. The padded output resampler makes it a whole number of samples
-        exactly (:func:`output_delay_padding`); the parts are floats, so a sum within
-        ``WHOLE_TOLERANCE_SAMPLES`` of a whole number is that number (e.g. 625, not
-        625.0000000000001 for a 44.1 kHz model at 96 kHz)."""
-        total = (self.ring_prefill_samples + self.resampler_in_samples + self.model_samples
-                 + self.resampler_out_samples)
-        whole = round(total)
-        return float(whole) if abs(total - whole) < WHOLE_TOLERANCE_SAMPLES else total
+        return self.ring_prefill_samples + self.pipeline_samples
 
     @property
     def total_samples(self) -> float:
@@ -58,6 +52,14 @@ class LatencyBreakdown:
                 "total_ms": self.total_ms}
 
 
+def pipeline_delay(host_rate_hz: int, model_rate_hz: int, model_latency_samples: int,
+                   delay_padding: int = 0) -> Fraction:
+    """Exact delay of input resampler + model + output resampler (padded by ``delay_padding``
+    upsampled samples), in host samples."""
+    return ((filter_delay(host_rate_hz, model_rate_hz) + model_latency_samples) * Fraction(host_rate_hz, model_rate_hz)
+            + filter_delay(model_rate_hz, host_rate_hz, delay_padding))
+
+
 def output_delay_padding(host_rate_hz: int, model_rate_hz: int, model_latency_samples: int) -> int:
     """Upsampled-rate samples of extra delay for the output resampler that make the whole
     pipeline's delay (input resampler + model + output resampler) a whole number of host samples.
@@ -68,9 +70,7 @@ def output_delay_padding(host_rate_hz: int, model_rate_hz: int, model_latency_sa
     """
     if host_rate_hz == model_rate_hz:
         return 0
-    # unpadded: input resampler + model + output resampler, in host samples, exactly
-    total = ((filter_delay(host_rate_hz, model_rate_hz) + model_latency_samples) * Fraction(host_rate_hz, model_rate_hz)
-             + filter_delay(model_rate_hz, host_rate_hz))
+    total = pipeline_delay(host_rate_hz, model_rate_hz, model_latency_samples)  # unpadded
     down = model_rate_hz // math.gcd(host_rate_hz, model_rate_hz)  # one padding sample: 1 / down host samples
     return int((-total * down) % down)
 
@@ -100,4 +100,6 @@ def latency_breakdown(runtime: "StreamingSeparator", host_rate_hz: int, prefill_
     return LatencyBreakdown(host_rate_hz=int(host_rate_hz), host_input_samples=float(host_input_samples),
                             host_output_samples=float(host_output_samples), ring_prefill_samples=int(prefill_samples),
                             resampler_in_samples=rs_in * to_host, model_samples=runtime.latency_samples * to_host,
-                            resampler_out_samples=rs_out)
+                            resampler_out_samples=rs_out,
+                            pipeline_samples=float(pipeline_delay(host_rate_hz, model_rate_hz, runtime.latency_samples,
+                                                                  padding)))
