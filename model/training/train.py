@@ -27,6 +27,7 @@ from ..config import SeparatorConfig, musdb_config, slakh_config
 from .data.readers import read_tracks
 from .data.packed import read_packed
 from .data.track import Track
+from .allocator import keep_freed_memory
 from .augment import RemixSampler
 from .losses import SeparationLoss
 from .metrics import PROTOCOL_RATE_HZ, to_protocol_rate, windowed_si_sdri
@@ -200,6 +201,7 @@ class Trainer:
         if self.world > 1 and not dist.is_initialized():
             dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
         torch.set_num_threads(s.threads)
+        keep_freed_memory()
         torch.manual_seed(s.seed)
         random.seed(s.seed)
         self.config = SeparatorConfig.from_dict(state["config"]) if state else model_config(s.config)
