@@ -36,14 +36,14 @@ def _trained_looking(config: SeparatorConfig) -> RQVAESeparator:
 
 
 def test_configs_saved_without_the_field_keep_the_older_arrangement(tmp_path) -> None:
-    """``slakh4``'s weights were trained with masks over the biased basis: its config (saved
-    before ``bias_free_masking`` existed) loads as ``False`` with the synthesis bias it was
-    trained with, and gives exactly what it gave; new configs save the field as ``True``."""
-    legacy = model.load_separator("slakh4")
-    assert legacy.config.bias_free_masking is False and legacy.synthesis.conv.bias is not None
-    fields = legacy.config.to_dict()
+    """Weights trained with masks over the biased basis (the 22.05 kHz models up to 2026-11-30)
+    came with configs saved before ``bias_free_masking`` existed: such a config loads as
+    ``False``, with the synthesis bias those weights carry; new configs save the field as ``True``."""
+    fields = SeparatorConfig(sample_rate_hz=22050, strides=(8, 4, 4)).to_dict()
     del fields["bias_free_masking"]
-    assert SeparatorConfig.from_dict(fields).bias_free_masking is False
+    legacy = SeparatorConfig.from_dict(fields)
+    assert legacy.bias_free_masking is False
+    assert RQVAESeparator(legacy).synthesis.conv.bias is not None
     SeparatorConfig().save(tmp_path / "new.json")
     assert SeparatorConfig.load(tmp_path / "new.json").bias_free_masking is True
     fresh = RQVAESeparator(SeparatorConfig())
@@ -51,8 +51,9 @@ def test_configs_saved_without_the_field_keep_the_older_arrangement(tmp_path) ->
 
 
 @pytest.mark.parametrize("backend", ["torch", "numba"])
-def test_the_shipped_default_separates_silence_into_exact_zeros(backend: str) -> None:
-    sep = model.load("musdb4", backend=backend)
+@pytest.mark.parametrize("name", ["musdb4", "slakh4"])
+def test_the_shipped_models_separate_silence_into_exact_zeros(name: str, backend: str) -> None:
+    sep = model.load(name, backend=backend)
     assert not sep.separate(np.zeros((2, 4096), np.float32)).any()
     sep.process((np.random.default_rng(0).standard_normal((2, 4096)) * 0.3).astype(np.float32))
     sep.process(np.zeros((2, 2048), np.float32))  # the tails of the overlap and delay lines
