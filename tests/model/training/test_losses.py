@@ -69,24 +69,25 @@ def test_numba_passes_equal_their_torch_formulas() -> None:
 
 
 def test_training_allocator_setting_keeps_freed_blocks_for_reuse() -> None:
-    """A step's large temporaries of mixed sizes (here 16, 4, 24 and 8 MB, about 13,000 4-KiB
-    pages): by default glibc hands some back to the kernel and the next step faults their pages in
-    again (about 14,600 faults in 5 steps on the dev machine); kept, they are reused (about 1,000)."""
+    """A step's large temporaries (here 8 blocks of 8 MB), freed and allocated again, fault no
+    pages in again once the setting is on: the heap keeps them. Without it glibc's choice varies
+    from run to run (on the dev machine 0 or about 156,000 page faults over these 10 steps, by
+    whether it trims the heap's free top), so the test checks the setting's guarantee rather than
+    a comparison; its effect on a training step is in docs/benchmarks.md."""
     script = """
-import resource, sys, torch
+import resource, torch
 from model.training.allocator import keep_freed_memory
-if sys.argv[1] == "keep":
-    assert keep_freed_memory()
+assert keep_freed_memory()
 def step():
-    blocks = [torch.ones(n) for n in (4_000_000, 1_000_000, 6_000_000, 2_000_000)]
+    blocks = [torch.ones(2_000_000) for _ in range(8)]
     del blocks
-step()
+for _ in range(3):
+    step()
 before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-for _ in range(5):
+for _ in range(10):
     step()
 print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 """
-    counts = {mode: int(subprocess.run([sys.executable, "-c", script, mode], check=True, capture_output=True,
-                                       text=True).stdout) for mode in ("default", "keep")}
-    assert counts["default"] > 5 * 1000
-    assert counts["keep"] * 5 < counts["default"]
+    for _ in range(3):
+        faults = int(subprocess.run([sys.executable, "-c", script], check=True, capture_output=True, text=True).stdout)
+        assert faults < 2000, f"{faults} page faults in 10 steps: freed blocks went back to the kernel"  # one block: 1,953
