@@ -15,16 +15,28 @@ class RemixSampler:
     song at a random offset (remixing across songs), otherwise from the example's own song and
     offset; a random gain in ``gain_db``; for stereo sources a random channel or their mean
     (channel swap) and a random polarity. Stems a track lacks are silent. Silent draws are
-    retried a few times so most examples hold several active stems.
+    retried a few times so most examples hold several active stems. ``track_weights`` (one per
+    track; default equal) sets how often each track is drawn, e.g. to give a second data set a
+    fixed share of the draws whatever its size.
     """
 
     def __init__(self, tracks: list[Track], stems: tuple[str, ...], segment_samples: int, seed: int,
                  remix_prob: float = 0.5, gain_db: tuple[float, float] = (-6.0, 3.0),
-                 silence_db: float = -50.0) -> None:
-        usable = [t for t in tracks if t.num_samples >= segment_samples]
-        if not usable:
+                 silence_db: float = -50.0, track_weights: list[float] | None = None) -> None:
+        keep = [i for i, t in enumerate(tracks) if t.num_samples >= segment_samples]
+        if not keep:
             raise ValueError(f"no track is at least {segment_samples} samples long; use a shorter segment")
+        usable = [tracks[i] for i in keep]
         self.tracks = usable
+        # probability of drawing each usable track (the base song and every remixed stem); None: uniform
+        self.track_p = None
+        if track_weights is not None:
+            if len(track_weights) != len(tracks) or min(track_weights) < 0:
+                raise ValueError(f"track_weights needs one weight >= 0 per track ({len(tracks)}), got {len(track_weights)}")
+            weights = np.array([track_weights[i] for i in keep], np.float64)
+            if weights.sum() <= 0:
+                raise ValueError("every usable track has weight 0; give some track a positive weight")
+            self.track_p = weights / weights.sum()
         self.rests = [t.mixture - sum((t.stems[k] for k in stems if k in t.stems), np.zeros_like(t.mixture))
                       for t in usable]  # [C, T] each
         self.stems = stems
@@ -45,18 +57,23 @@ class RemixSampler:
         mono = piece.mean(0) if choice == piece.shape[0] else piece[choice]
         return mono * (1.0 if self.rng.random() < 0.5 else -1.0)
 
+    def _draw_track(self) -> int:
+        if self.track_p is None:  # the uniform draw of runs without weights, unchanged
+            return int(self.rng.integers(len(self.tracks)))
+        return int(self.rng.choice(len(self.tracks), p=self.track_p))
+
     def _draw_offset(self, index: int) -> int:
         return int(self.rng.integers(0, self.tracks[index].num_samples - self.segment_samples + 1))
 
     def example(self) -> np.ndarray:
         """One example ``[S + 1, L]`` float32 (the last row is the rest)."""
-        base = int(self.rng.integers(len(self.tracks)))
+        base = self._draw_track()
         base_offset = self._draw_offset(base)
         out = np.zeros((len(self.stems) + 1, self.segment_samples), np.float32)
         for s, stem in enumerate((*self.stems, None)):
             for _ in range(4 if stem is not None else 1):  # a silent rest is common and fine
                 if self.rng.random() < self.remix_prob:
-                    index = int(self.rng.integers(len(self.tracks)))
+                    index = self._draw_track()
                     offset = self._draw_offset(index)
                 else:
                     index, offset = base, base_offset

@@ -22,12 +22,12 @@ _RENDER_ERRORS = (*_DATA_ERRORS, RuntimeError)  # RuntimeError: libfluidsynth mi
 _EVAL_ERRORS = (*_DATA_ERRORS, RuntimeError)    # RuntimeError: ffmpeg missing or failing, or no CUDA device
 
 
-def _add_data_arguments(p: argparse.ArgumentParser, packed: bool = False) -> None:
+def _add_data_arguments(p: argparse.ArgumentParser, packed: bool = False, required: bool = True) -> None:
     """``--data`` and ``--format`` (a layout of :data:`FORMATS`, or ``packed`` where the command reads it)."""
     from .data.readers import FORMATS
 
-    p.add_argument("--data", required=True, help="data folder" + (" or packed .npz" if packed else ""))
-    p.add_argument("--format", required=True, choices=(*FORMATS, "packed") if packed else tuple(FORMATS),
+    p.add_argument("--data", required=required, help="data folder" + (" or packed .npz" if packed else ""))
+    p.add_argument("--format", required=required, choices=(*FORMATS, "packed") if packed else tuple(FORMATS),
                    help="data layout" + (" (packed: a file written by `stemstream pack`)" if packed else ""))
 
 
@@ -126,7 +126,8 @@ def _run_eval(args: argparse.Namespace) -> int:
 
 
 def _add_train(subparsers: argparse._SubParsersAction) -> None:
-    from .train import PRESETS, TrainSettings
+    from .data.readers import FORMATS
+    from .train import PRESETS, RESUME_CHANGES, TrainSettings
 
     defaults = TrainSettings(data="", format="", out="")
     p = subparsers.add_parser(
@@ -136,16 +137,24 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
                     "OUT/valid.csv. Under torchrun each process is one DDP rank.")
     p.add_argument("--config", default=defaults.config,
                    help=f"preset ({', '.join(PRESETS)}) or SeparatorConfig JSON (default {defaults.config})")
-    _add_data_arguments(p, packed=True)
+    _add_data_arguments(p, packed=True, required=False)  # a resumed run knows its data
     p.add_argument("--out", required=True, help="run folder")
     p.add_argument("--resume", action="store_true",
-                   help="continue from OUT/checkpoint.pt (its settings; new --steps, --max-minutes, --max-cpu-minutes, --threads)")
+                   help="continue from OUT/checkpoint.pt with its settings; only --steps, --max-minutes, "
+                        "--max-cpu-minutes, --threads, --data and --format may change, where given")
     for name in ("steps", "batch_size", "segment_s", "lr", "warmup_steps", "valid_tracks", "valid_every",
                  "checkpoint_every", "seed", "threads", "remix_prob", "ema_decay", "grad_clip", "max_minutes",
-                 "max_cpu_minutes", "log_mel_weight", "snr_weight"):
+                 "max_cpu_minutes", "log_mel_weight", "snr_weight", "extra_share"):
         value = getattr(defaults, name)
-        p.add_argument("--" + name.replace("_", "-"), type=type(value), default=value,
-                       help=f"default {value}")
+        # None: not given, so a resumed run keeps its own value and a new run takes the default
+        p.add_argument("--" + name.replace("_", "-"), type=type(value), default=None,
+                       help=f"default {value}" + (" (with --resume: the run's own)" if name in RESUME_CHANGES else ""))
+    p.add_argument("--stem-weights", default=None, metavar="STEM=W,...",
+                   help="weigh stems' losses, e.g. other=2 (unnamed stems 1; default all equal)")
+    p.add_argument("--extra-data", default=None, metavar="DIR",
+                   help="a second data set mixed into training (not validated on), its tracks seen through "
+                        "the model's stems: a missing 'other' holds everything the others leave out")
+    p.add_argument("--extra-format", default=None, choices=(*FORMATS, "packed"), help="layout of --extra-data")
     p.add_argument("--init-from", default="", metavar="MODEL",
                    help="start from a trained model (shipped name or directory) of the same architecture, "
                         "or the same with a longer analysis basis, an added level generator, or a whole multiple "
@@ -156,10 +165,16 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
 def _run_train(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from .train import TrainSettings, train
+    from .train import RESUME_CHANGES, TrainSettings, resumed_settings, train
 
-    fields = {f.name for f in dataclasses.fields(TrainSettings)}
-    settings = TrainSettings(**{k: v for k, v in vars(args).items() if k in fields})
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainSettings)
+             if getattr(args, f.name, None) is not None}
+    if args.resume:
+        settings = resumed_settings(args.out, **{k: v for k, v in given.items() if k in RESUME_CHANGES})
+    elif "data" not in given or "format" not in given:
+        raise ValueError("--data and --format are needed to start a run (with --resume they come from the run)")
+    else:
+        settings = TrainSettings(**given)
     last = train(settings, resume=args.resume)
     print("last step: " + ", ".join(f"{k} {v:.4f}" for k, v in last.items()))
     return 0

@@ -162,9 +162,9 @@ class MultiScaleMelLoss(nn.Module):
 
 
 def thresholded_snr_loss(estimate: torch.Tensor, reference: torch.Tensor, max_snr_db: float = 30.0,
-                         floor_db: float = -30.0) -> torch.Tensor:
+                         floor_db: float = -30.0, stem_weights: torch.Tensor | None = None) -> torch.Tensor:
     """Mean negative SNR (dB) of each stem, soft-capped at ``max_snr_db``: ``estimate``/``reference``
-    ``[B, S, T]`` -> a scalar.
+    ``[B, S, T]`` -> a scalar (with ``stem_weights [S]``: each stem's values weighted, then the mean).
 
     Per example and stem: ``10 log10((|y - y'|^2 + tau |y|^2 + d) / (|y|^2 + d))`` with
     ``tau = 10^(-max_snr_db / 10)`` (Wisdom et al., 2020: no stem is pushed past the cap) and a floor
@@ -178,7 +178,8 @@ def thresholded_snr_loss(estimate: torch.Tensor, reference: torch.Tensor, max_sn
     floor = 10.0 ** (floor_db / 10.0) * ref.sum(1).square().sum(-1, keepdim=True)  # [B, 1]
     tau = 10.0 ** (-max_snr_db / 10.0)
     eps = torch.finfo(torch.float32).tiny
-    return (10.0 * torch.log10((err + tau * energy + floor + eps) / (energy + floor + eps))).mean()
+    snr = 10.0 * torch.log10((err + tau * energy + floor + eps) / (energy + floor + eps))  # [B, S]
+    return (snr if stem_weights is None else snr * stem_weights).mean()
 
 
 class LossTerms(NamedTuple):
@@ -194,22 +195,45 @@ class LossTerms(NamedTuple):
 
 class SeparationLoss(nn.Module):
     """``spectral_weight * mel + time_weight * MSE + commitment_weight * commit + codebook
-    + snr_weight * thresholded_snr_loss`` (``snr_weight`` 0: the paper's losses only)."""
+    + snr_weight * thresholded_snr_loss`` (``snr_weight`` 0: the paper's losses only).
+
+    ``stem_weights`` (one per stem, default equal) weighs each stem's share of the spectral, MSE and
+    SNR terms; they are scaled to mean 1, so equal weights give the unweighted loss exactly."""
 
     def __init__(self, sample_rate_hz: int, spectral_weight: float = 1.0, time_weight: float = 10.0,
-                 commitment_weight: float = 0.25, log_mel_weight: float = 1.0, snr_weight: float = 0.0) -> None:
+                 commitment_weight: float = 0.25, log_mel_weight: float = 1.0, snr_weight: float = 0.0,
+                 stem_weights: tuple[float, ...] | None = None) -> None:
         super().__init__()
         self.spectral = MultiScaleMelLoss(sample_rate_hz, log_mel_weight=log_mel_weight)
         self.spectral_weight = spectral_weight
         self.time_weight = time_weight
         self.commitment_weight = commitment_weight
         self.snr_weight = snr_weight
+        self.stem_weights: tuple[float, ...] | None = None
+        if stem_weights is not None and len(set(stem_weights)) > 1:
+            if min(stem_weights) < 0 or sum(stem_weights) <= 0:
+                raise ValueError(f"stem weights must be >= 0 and not all 0, got {stem_weights}")
+            self.stem_weights = tuple(w * len(stem_weights) / sum(stem_weights) for w in stem_weights)
+        self.register_buffer("stem_weights_t", torch.tensor(self.stem_weights or (), dtype=torch.float32),
+                             persistent=False)
+
+    def _spectral(self, estimate: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
+        if self.stem_weights is None:
+            return self.spectral(estimate, reference)
+        # each stem's rows alone: the loss is a mean over rows, so equal weights would give the same value
+        return sum(w * self.spectral(estimate[:, i], reference[:, i])
+                   for i, w in enumerate(self.stem_weights)) / len(self.stem_weights)
 
     def forward(self, estimate: torch.Tensor, reference: torch.Tensor, commitment: torch.Tensor,
                 codebook: torch.Tensor) -> LossTerms:
-        spectral = self.spectral(estimate, reference)
-        mse = F.mse_loss(estimate.float(), reference.float())
-        snr = thresholded_snr_loss(estimate, reference) if self.snr_weight else mse.new_zeros(())
+        """``estimate``/``reference`` ``[B, S, T]``; ``commitment``/``codebook`` scalars."""
+        weights = self.stem_weights_t if self.stem_weights is not None else None
+        spectral = self._spectral(estimate, reference)
+        if weights is None:
+            mse = F.mse_loss(estimate.float(), reference.float())
+        else:
+            mse = ((estimate.float() - reference.float()).square().mean((0, 2)) * weights).mean()
+        snr = thresholded_snr_loss(estimate, reference, stem_weights=weights) if self.snr_weight else mse.new_zeros(())
         total = (self.spectral_weight * spectral + self.time_weight * mse
                  + self.commitment_weight * commitment + codebook + self.snr_weight * snr)
         if not math.isfinite(float(total.detach())):

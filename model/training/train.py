@@ -68,6 +68,55 @@ class TrainSettings:
     log_mel_weight: float = 1.0  # weight of the spectral loss's log-mel term (0: linear magnitudes only)
     snr_weight: float = 0.0  # weight of the thresholded-SNR term (0: the paper's losses only)
     init_from: str = ""  # a trained model (name or directory) to start from; stems may differ
+    stem_weights: str = ""  # per-stem loss weights, e.g. "other=2" (unnamed stems 1; "": all equal)
+    extra_data: str = ""  # a second data set mixed into training (never validated on); "": none
+    extra_format: str = ""  # its layout
+    extra_share: float = 0.0  # the share of track draws that come from extra_data
+
+
+# what a resumed run may change: its length, where the data is now, the machine's share
+RESUME_CHANGES = ("steps", "max_minutes", "max_cpu_minutes", "threads", "data", "format")
+
+
+def parse_stem_weights(spec: str, stems: tuple[str, ...]) -> tuple[float, ...] | None:
+    """``"other=2,vocals=1.5"`` -> one weight per stem of ``stems`` (unnamed: 1); ``""`` -> None."""
+    if not spec.strip():
+        return None
+    weights = dict.fromkeys(stems, 1.0)
+    for item in spec.split(","):
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        if not sep or name not in weights:
+            raise ValueError(f"--stem-weights {spec!r}: write NAME=WEIGHT pairs with the model's stems "
+                             f"({', '.join(stems)}), e.g. other=2")
+        try:
+            weights[name] = float(value)
+        except ValueError:
+            raise ValueError(f"--stem-weights {spec!r}: {value!r} is not a number") from None
+    return tuple(weights[k] for k in stems)
+
+
+def read_checkpoint(out: str) -> dict:
+    """The training state in ``out/checkpoint.pt``; a clear error when there is none."""
+    path = Path(out) / CHECKPOINT_FILE
+    if not path.is_file():
+        rank = os.environ.get("RANK")
+        where = ("" if rank in (None, "0") else
+                 f" on this machine (rank {rank}); on several machines --out must be a shared "
+                 "folder, or copy the checkpoint to every machine first")
+        raise FileNotFoundError(f"--resume: no {path}{where}; start without --resume")
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def resumed_settings(out: str, **changes: object) -> TrainSettings:
+    """The settings of the run in ``out`` (its checkpoint) with ``changes`` to :data:`RESUME_CHANGES`
+    fields applied; a change of ``None`` keeps the run's value."""
+    unknown = set(changes) - set(RESUME_CHANGES)
+    if unknown:
+        raise ValueError(f"a resumed run keeps its settings; only {', '.join(RESUME_CHANGES)} may change, "
+                         f"not {', '.join(sorted(unknown))}")
+    saved = TrainSettings(**read_checkpoint(out)["settings"])
+    return dataclasses.replace(saved, **{k: v for k, v in changes.items() if v is not None})
 
 
 def model_config(spec: str) -> SeparatorConfig:
@@ -181,19 +230,11 @@ class Trainer:
 
     def __init__(self, settings: TrainSettings, resume: bool) -> None:
         self.out = Path(settings.out)
-        ckpt_path = self.out / CHECKPOINT_FILE
         state = None
         if resume:
-            if not ckpt_path.is_file():
-                rank = os.environ.get("RANK")
-                where = ("" if rank in (None, "0") else
-                         f" on this machine (rank {rank}); on several machines --out must be a shared "
-                         "folder, or copy the checkpoint to every machine first")
-                raise FileNotFoundError(f"--resume: no {ckpt_path}{where}; start without --resume")
-            state = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-            settings = TrainSettings(**{**state["settings"], "steps": settings.steps,  # the machine's own
-                                        "max_minutes": settings.max_minutes, "threads": settings.threads,
-                                        "max_cpu_minutes": settings.max_cpu_minutes})
+            state = read_checkpoint(settings.out)
+            # the run's own settings; the length and the machine's share may change
+            settings = TrainSettings(**{**state["settings"], **{k: getattr(settings, k) for k in RESUME_CHANGES}})
         self.settings = s = settings
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
@@ -223,14 +264,16 @@ class Trainer:
                 if self.device.type == "cuda" and "cuda" in state["rng"]:
                     torch.cuda.set_rng_state(state["rng"]["cuda"], self.device)
         self.loss = SeparationLoss(self.config.sample_rate_hz, log_mel_weight=s.log_mel_weight,
-                                   snr_weight=s.snr_weight).to(self.device)
+                                   snr_weight=s.snr_weight,
+                                   stem_weights=parse_stem_weights(s.stem_weights, self.config.stems)).to(self.device)
         tracks = load_tracks(s.data, s.format, self.config.sample_rate_hz)
         self.train_tracks, self.valid_tracks = split_tracks(tracks, s.valid_tracks)
         segment = int(s.segment_s * self.config.sample_rate_hz) // self.config.frame_size * self.config.frame_size
+        train_tracks, weights = self._with_extra_data(self.train_tracks)
         # example k of step t is drawn from seed (seed, t, k): rank r takes k in [r*B, (r+1)*B), so
         # the global batch is what one process with batch world*B draws, and a resume continues it
-        self.sampler = RemixSampler(self.train_tracks, self.config.stems, segment, seed=s.seed,
-                                    remix_prob=s.remix_prob)
+        self.sampler = RemixSampler(train_tracks, self.config.stems, segment, seed=s.seed,
+                                    remix_prob=s.remix_prob, track_weights=weights)
         self.model = self.net
         if self.world > 1:
             # every parameter gets a gradient at every step, quantizer dropout included (the
@@ -242,6 +285,22 @@ class Trainer:
             self.out.mkdir(parents=True, exist_ok=True)
             (self.out / "settings.json").write_text(json.dumps(dataclasses.asdict(s), indent=2) + "\n")
             (self.out / "valid_tracks.txt").write_text("".join(t.name + "\n" for t in self.valid_tracks))
+
+    def _with_extra_data(self, tracks: list[Track]) -> tuple[list[Track], list[float] | None]:
+        """``tracks`` and, with ``extra_data``, its tracks seen through the model's stems
+        (:meth:`Track.onto_stems`), with draw weights giving them ``extra_share`` of the draws."""
+        s = self.settings
+        if not s.extra_data:
+            return tracks, None
+        if not 0.0 < s.extra_share < 1.0:
+            raise ValueError(f"--extra-share {s.extra_share}: give the share of draws from --extra-data, "
+                             "between 0 and 1 (exclusive)")
+        if not s.extra_format:
+            raise ValueError("--extra-data needs --extra-format (its layout)")
+        extra = [t.onto_stems(self.config.stems)
+                 for t in load_tracks(s.extra_data, s.extra_format, self.config.sample_rate_hz)]
+        weights = [(1 - s.extra_share) / len(tracks)] * len(tracks) + [s.extra_share / len(extra)] * len(extra)
+        return tracks + extra, weights
 
     def lr_at(self, step: int) -> float:
         s = self.settings

@@ -5,6 +5,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+CATCH_ALL_STEM = "other"  # a stem set's stem for every instrument its other stems leave out (as in MUSDB18)
+
 
 @dataclass
 class Track:
@@ -23,3 +25,15 @@ class Track:
         """The same track with every signal averaged over its channels (``[1, T]``)."""
         return Track(self.name, self.mixture.mean(0, keepdims=True),
                      {k: v.mean(0, keepdims=True) for k, v in self.stems.items()}, self.sample_rate_hz)
+
+    def onto_stems(self, stems: tuple[str, ...]) -> "Track":
+        """The same song seen through another stem set ``stems``: stems of both sets are kept; when
+        ``stems`` holds the catch-all ``other`` and this track does not, ``other`` becomes everything
+        the kept stems leave out (``mixture - sum(kept)``), so the stems make up the mixture; the
+        remaining stems of ``stems`` stay absent (silent to the sampler). E.g. a rendered Slakh song
+        (bass, drums, guitar, piano, strings, ...) for musdb4: bass, drums, and ``other`` holding
+        guitar, piano and the rest; no vocals."""
+        kept = {k: v for k, v in self.stems.items() if k in stems}
+        if CATCH_ALL_STEM in stems and CATCH_ALL_STEM not in kept:
+            kept[CATCH_ALL_STEM] = self.mixture - sum(kept.values(), np.zeros_like(self.mixture))
+        return Track(self.name, self.mixture, kept, self.sample_rate_hz)
