@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from model.training.losses import MultiScaleMelLoss, mel_filterbank
+from model.training.losses import MultiScaleMelLoss, SeparationLoss, mel_filterbank
 from model.training import spectral_kernels
 
 
@@ -51,6 +51,37 @@ def test_spectral_loss_refuses_signals_shorter_than_half_its_longest_window() ->
         MultiScaleMelLoss(44100)(torch.zeros(1, 1, 1000), torch.zeros(1, 1, 1000))
     with pytest.raises(ValueError, match="multiples of 4"):
         MultiScaleMelLoss(44100, windows=(66,))
+
+
+def _loss_gradient(loss: SeparationLoss, estimate: torch.Tensor, reference: torch.Tensor) -> tuple[list[float], torch.Tensor]:
+    """Each term of ``loss`` and the total's gradient with respect to ``estimate [B, S, T]``."""
+    est = estimate.clone().requires_grad_(True)
+    zero = torch.zeros(())
+    terms = loss(est, reference, zero, zero)
+    terms.total.backward()
+    return [float(t.detach()) for t in terms], est.grad
+
+
+def test_stem_weights_scale_each_stems_gradient_and_equal_weights_change_nothing() -> None:
+    torch.manual_seed(2)
+    est, ref = 0.3 * torch.randn(2, 4, 3000), 0.3 * torch.randn(2, 4, 3000)
+    ref[1, 2] = 0.0  # a silent stem in one example: the SNR floor's branch
+    plain_terms, plain = _loss_gradient(SeparationLoss(22050, snr_weight=10.0), est, ref)
+    same_terms, same = _loss_gradient(SeparationLoss(22050, snr_weight=10.0, stem_weights=(2.0,) * 4), est, ref)
+    assert same_terms == pytest.approx(plain_terms, rel=1e-6)
+    torch.testing.assert_close(same, plain)
+    # (1, 1, 1, 3) scaled to mean 1: (2/3, 2/3, 2/3, 2); every term is a mean over stems, so each
+    # stem's gradient is its weight times the unweighted one
+    weighted_terms, weighted = _loss_gradient(SeparationLoss(22050, snr_weight=10.0, stem_weights=(1.0, 1.0, 1.0, 3.0)),
+                                              est, ref)
+    scale = torch.tensor([2 / 3, 2 / 3, 2 / 3, 2.0])[None, :, None]
+    torch.testing.assert_close(weighted, plain * scale, rtol=1e-4, atol=1e-9)
+    assert weighted_terms[0] != pytest.approx(plain_terms[0], rel=1e-3)
+
+
+def test_stem_weights_must_be_non_negative() -> None:
+    with pytest.raises(ValueError, match=">= 0"):
+        SeparationLoss(22050, stem_weights=(1.0, -1.0))
 
 
 def test_numba_passes_equal_their_torch_formulas() -> None:

@@ -15,7 +15,8 @@ import pytest
 import torch
 
 import model
-from model.training.train import TrainSettings, Trainer, load_tracks, split_tracks, train
+from model.training.train import (TrainSettings, Trainer, load_tracks, parse_stem_weights, resumed_settings,
+                                  split_tracks, train)
 from model.training.warm_start import warm_start
 from tests.helpers import MUSDB_TRAIN, REPO_ROOT, small_config
 
@@ -78,6 +79,67 @@ def test_resume_continues_from_the_saved_step(musdb_subset, tmp_path):
     loaded = model.load(out / "export")  # the EMA export is a loadable checkpoint
     assert loaded.stems == TINY["stems"]
     assert (out / "valid.csv").is_file()
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "stemstream_cli", "train", *args], env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_resume_keeps_the_runs_own_settings_unless_given(musdb_subset, tmp_path):
+    out = tmp_path / "run"
+    s = settings(musdb_subset, out, steps=2, threads=1)
+    train(s)
+    assert resumed_settings(str(out)) == s  # nothing given: the run as it was (not the defaults)
+    assert resumed_settings(str(out), steps=5, threads=None) == dataclasses.replace(s, steps=5)
+    with pytest.raises(ValueError, match="only steps, .* may change, not lr"):
+        resumed_settings(str(out), lr=1.0)
+    # the command line needs neither --data nor --format to resume, and --steps lengthens the run
+    proc = _cli("--resume", "--out", str(out), "--steps", "3")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert torch.load(out / "checkpoint.pt", weights_only=False)["step"] == 3
+    proc = _cli("--resume", "--out", str(out))  # the run's own 3 steps: nothing left to do
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with (out / "log.csv").open() as f:
+        assert [int(r["step"]) for r in csv.DictReader(f)] == [1, 2, 3]
+    proc = _cli("--out", str(tmp_path / "new"))  # a new run without data
+    assert proc.returncode == 2 and "--data and --format are needed to start a run" in proc.stderr
+
+
+def test_rendered_songs_join_training_through_the_models_stems_with_their_share(musdb_subset, tmp_path):
+    from model.training.render.dataset import TEST_SOUNDFONT, render_dataset
+
+    if not TEST_SOUNDFONT.is_file():
+        pytest.skip("timgm6mb-soundfont is not installed")
+    rendered = tmp_path / "rendered"
+    render_dataset(rendered, 2, 3.0, TEST_SOUNDFONT, seed=1, sample_rate_hz=22050)
+    s = settings(musdb_subset, tmp_path / "run", steps=2, extra_data=str(rendered), extra_format="slakh",
+                 extra_share=0.4, stem_weights="other=2")
+    trainer = Trainer(s, resume=False)
+    musdb_names = {t.name for t in trainer.train_tracks}
+    assert len(musdb_names) == 3 and len(trainer.valid_tracks) == 1  # validation stays on the first data
+    drawn = dict(zip((t.name for t in trainer.sampler.tracks), trainer.sampler.track_p))
+    assert set(drawn) == musdb_names | {"Track00001", "Track00002"}
+    assert [drawn[n] for n in sorted(musdb_names)] == pytest.approx([0.2] * 3)
+    assert [drawn["Track00001"], drawn["Track00002"]] == pytest.approx([0.2, 0.2])
+    song = next(t for t in trainer.sampler.tracks if t.name == "Track00001")
+    assert "vocals" not in song.stems  # rendered songs have no voice: silent to the sampler
+    np.testing.assert_allclose(song.stems["other"], song.mixture - song.stems["bass"] - song.stems["drums"], atol=1e-6)
+    assert trainer.loss.stem_weights == pytest.approx((0.8, 0.8, 0.8, 1.6))
+    assert all(np.isfinite(v) for v in trainer.train_step().values())
+    with pytest.raises(ValueError, match="--extra-share 1.0"):
+        Trainer(dataclasses.replace(s, extra_share=1.0), resume=False)
+
+
+def test_stem_weights_name_the_models_stems():
+    stems = ("vocals", "drums", "bass", "other")
+    assert parse_stem_weights("", stems) is None
+    assert parse_stem_weights("other=2, vocals=0.5", stems) == (0.5, 1.0, 1.0, 2.0)
+    with pytest.raises(ValueError, match="model's stems \\(vocals, drums, bass, other\\)"):
+        parse_stem_weights("guitar=2", stems)
+    with pytest.raises(ValueError, match="'x' is not a number"):
+        parse_stem_weights("other=x", stems)
 
 
 @pytest.mark.parametrize("sig, status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
