@@ -109,14 +109,15 @@ def read_checkpoint(out: str) -> dict:
 
 
 def resumed_settings(out: str, **changes: object) -> TrainSettings:
-    """The settings of the run in ``out`` (its checkpoint) with ``changes`` to :data:`RESUME_CHANGES`
-    fields applied; a change of ``None`` keeps the run's value."""
+    """The settings of the run in ``out`` (its checkpoint; ``out`` stays ``out`` even for a copy of
+    a run made elsewhere) with ``changes`` to :data:`RESUME_CHANGES` fields applied; a change of
+    ``None`` keeps the run's value."""
     unknown = set(changes) - set(RESUME_CHANGES)
     if unknown:
         raise ValueError(f"a resumed run keeps its settings; only {', '.join(RESUME_CHANGES)} may change, "
                          f"not {', '.join(sorted(unknown))}")
     saved = TrainSettings(**read_checkpoint(out)["settings"])
-    return dataclasses.replace(saved, **{k: v for k, v in changes.items() if v is not None})
+    return dataclasses.replace(saved, out=str(out), **{k: v for k, v in changes.items() if v is not None})
 
 
 def model_config(spec: str) -> SeparatorConfig:
@@ -233,8 +234,10 @@ class Trainer:
         state = None
         if resume:
             state = read_checkpoint(settings.out)
-            # the run's own settings; the length and the machine's share may change
-            settings = TrainSettings(**{**state["settings"], **{k: getattr(settings, k) for k in RESUME_CHANGES}})
+            # the run's own settings, in this folder (a copied run continues in its copy); the
+            # length, the data's place and the machine's share may change
+            settings = TrainSettings(**{**state["settings"], "out": settings.out,
+                                        **{k: getattr(settings, k) for k in RESUME_CHANGES}})
         self.settings = s = settings
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))

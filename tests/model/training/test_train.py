@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -103,6 +104,13 @@ def test_resume_keeps_the_runs_own_settings_unless_given(musdb_subset, tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     with (out / "log.csv").open() as f:
         assert [int(r["step"]) for r in csv.DictReader(f)] == [1, 2, 3]
+    copy = tmp_path / "copy"  # a copied run continues in its copy and leaves the original alone
+    shutil.copytree(out, copy)
+    before = {f.name: f.read_bytes() for f in out.iterdir() if f.is_file()}
+    proc = _cli("--resume", "--out", str(copy), "--steps", "4")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert torch.load(copy / "checkpoint.pt", weights_only=False)["step"] == 4
+    assert {f.name: f.read_bytes() for f in out.iterdir() if f.is_file()} == before
     proc = _cli("--out", str(tmp_path / "new"))  # a new run without data
     assert proc.returncode == 2 and "--data and --format are needed to start a run" in proc.stderr
 
