@@ -1,4 +1,4 @@
-"""Training: loss goes down, resume continues, a 2-process DDP run (gloo) works."""
+"""Training: loss goes down, resume continues (the run's own settings, in its own folder), a 2-process DDP run (gloo) works."""
 from __future__ import annotations
 
 import csv
