@@ -294,6 +294,8 @@ class Trainer:
         (:meth:`Track.onto_stems`), with draw weights giving them ``extra_share`` of the draws."""
         s = self.settings
         if not s.extra_data:
+            if s.extra_share:
+                raise ValueError(f"--extra-share {s.extra_share} needs --extra-data (the second data set)")
             return tracks, None
         if not 0.0 < s.extra_share < 1.0:
             raise ValueError(f"--extra-share {s.extra_share}: give the share of draws from --extra-data, "

@@ -138,6 +138,8 @@ def test_rendered_songs_join_training_through_the_models_stems_with_their_share(
     assert all(np.isfinite(v) for v in trainer.train_step().values())
     with pytest.raises(ValueError, match="--extra-share 1.0"):
         Trainer(dataclasses.replace(s, extra_share=1.0), resume=False)
+    with pytest.raises(ValueError, match="needs --extra-data"):
+        Trainer(dataclasses.replace(s, extra_data=""), resume=False)
 
 
 def test_stem_weights_name_the_models_stems():
