@@ -209,13 +209,12 @@ class SeparationLoss(nn.Module):
         self.time_weight = time_weight
         self.commitment_weight = commitment_weight
         self.snr_weight = snr_weight
-        self.stem_weights: tuple[float, ...] | None = None
+        weights = None  # [S] scaled to mean 1; None: equal weights
         if stem_weights is not None and len(set(stem_weights)) > 1:
             if min(stem_weights) < 0 or sum(stem_weights) <= 0:
                 raise ValueError(f"stem weights must be >= 0 and not all 0, got {stem_weights}")
-            self.stem_weights = tuple(w * len(stem_weights) / sum(stem_weights) for w in stem_weights)
-        self.register_buffer("stem_weights_t", torch.tensor(self.stem_weights or (), dtype=torch.float32),
-                             persistent=False)
+            weights = torch.tensor(stem_weights, dtype=torch.float32) * (len(stem_weights) / sum(stem_weights))
+        self.register_buffer("stem_weights", weights, persistent=False)
 
     def _spectral(self, estimate: torch.Tensor, reference: torch.Tensor) -> torch.Tensor:
         if self.stem_weights is None:
@@ -227,7 +226,7 @@ class SeparationLoss(nn.Module):
     def forward(self, estimate: torch.Tensor, reference: torch.Tensor, commitment: torch.Tensor,
                 codebook: torch.Tensor) -> LossTerms:
         """``estimate``/``reference`` ``[B, S, T]``; ``commitment``/``codebook`` scalars."""
-        weights = self.stem_weights_t if self.stem_weights is not None else None
+        weights = self.stem_weights
         spectral = self._spectral(estimate, reference)
         if weights is None:
             mse = F.mse_loss(estimate.float(), reference.float())

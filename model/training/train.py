@@ -116,8 +116,13 @@ def resumed_settings(out: str, **changes: object) -> TrainSettings:
     if unknown:
         raise ValueError(f"a resumed run keeps its settings; only {', '.join(RESUME_CHANGES)} may change, "
                          f"not {', '.join(sorted(unknown))}")
-    saved = TrainSettings(**read_checkpoint(out)["settings"])
-    return dataclasses.replace(saved, out=str(out), **{k: v for k, v in changes.items() if v is not None})
+    return _continued(read_checkpoint(out)["settings"], out, {k: v for k, v in changes.items() if v is not None})
+
+
+def _continued(saved: dict, out: str, changes: dict[str, object]) -> TrainSettings:
+    """A checkpoint's ``saved`` settings, continued in folder ``out`` (a copied run continues in
+    its copy) with ``changes`` to :data:`RESUME_CHANGES` fields."""
+    return dataclasses.replace(TrainSettings(**saved), out=str(out), **changes)
 
 
 def model_config(spec: str) -> SeparatorConfig:
@@ -234,10 +239,7 @@ class Trainer:
         state = None
         if resume:
             state = read_checkpoint(settings.out)
-            # the run's own settings, in this folder (a copied run continues in its copy); the
-            # length, the data's place and the machine's share may change
-            settings = TrainSettings(**{**state["settings"], "out": settings.out,
-                                        **{k: getattr(settings, k) for k in RESUME_CHANGES}})
+            settings = _continued(state["settings"], settings.out, {k: getattr(settings, k) for k in RESUME_CHANGES})
         self.settings = s = settings
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
