@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 
 import torch
 
@@ -21,6 +22,8 @@ PROJECTION_WEIGHT = "encoder.0.project.conv.weight"  # [C0, CB, 1]: a wider basi
 PROJECTION_BIAS = "encoder.0.project.conv.bias"  # [C0]
 # the first level's transposed convs, whose taps are samples at the model's rate
 _SYNTHESIS_WEIGHTS = ("synthesis.conv.weight", "head.conv.weight")
+# an added residual unit's last conv: zero, so the unit starts as the identity
+_ADDED_UNIT_OUT = re.compile(r"\.units\.\d+\.out\.(weight|bias)$")
 
 
 def stem_map(target: tuple[str, ...], source: tuple[str, ...]) -> dict[str, str]:
@@ -110,7 +113,9 @@ def warm_start(target: RQVAESeparator, source: RQVAESeparator) -> dict[str, str]
     stems start as they were: each gets a quarter of what the old basis missed), the projection
     to ``channels[0]`` starts as the identity on the old rows, and the generator is scaled by
     ``sqrt(new rows / old rows)`` so the frame level, a mean over the rows, starts as it was
-    (exactly where the new band is silent); each target stem's head parameters come from
+    (exactly where the new band is silent); and more residual units (``residual_dilations``
+    that begin with the source's): each added unit's last conv starts at zero, so the unit is
+    the identity and the target starts as the same function. Each target stem's head parameters come from
     :func:`stem_map`'s source stem.
     Returns that map.
     """
@@ -121,13 +126,18 @@ def warm_start(target: RQVAESeparator, source: RQVAESeparator) -> dict[str, str]
                                bias_free_masking=target.config.bias_free_masking,
                                analysis_kernel_factor=target.config.analysis_kernel_factor,
                                level_generator=target.config.level_generator,
-                               basis_channels=target.config.basis_channels)
+                               basis_channels=target.config.basis_channels,
+                               residual_dilations=target.config.residual_dilations)
     if same != target.config:
         diff = [f.name for f in dataclasses.fields(same) if getattr(same, f.name) != getattr(target.config, f.name)]
         raise ValueError(f"cannot warm-start: the models differ in {', '.join(diff)} "
                          "(only stems, mixture_consistency, bias_free_masking, a longer "
-                         "analysis_kernel_factor, an added level_generator, more basis_channels and a "
-                         "multiple of the rate may differ)")
+                         "analysis_kernel_factor, an added level_generator, more basis_channels, more "
+                         "residual_dilations and a multiple of the rate may differ)")
+    old_units, units = source.config.residual_dilations, target.config.residual_dilations
+    if units[:len(old_units)] != old_units:
+        raise ValueError(f"cannot warm-start residual dilations {units} from {old_units}: units may only be "
+                         "added after the source's (its dilations must begin the target's)")
     old_rows, rows = source.config.basis_channel_count, target.config.basis_channel_count
     if rows < old_rows:
         raise ValueError(f"cannot warm-start a {rows}-row basis from a {old_rows}-row one: basis_channels may only grow")
@@ -157,7 +167,9 @@ def warm_start(target: RQVAESeparator, source: RQVAESeparator) -> dict[str, str]
         src[PROJECTION_WEIGHT] = torch.cat([src[PROJECTION_WEIGHT], src[PROJECTION_WEIGHT].new_zeros(
             target.config.channels[0], rows - old_rows, 1)], dim=1)
     for name, value in target.state_dict().items():
-        if name not in src:  # a bias or generator the source lacks: it stays zero
+        if name not in src:  # a bias or generator the source lacks stays zero; an added unit is the identity
+            if _ADDED_UNIT_OUT.search(name):
+                value.zero_()
             continue
         if name == ANALYSIS_WEIGHT:
             taps = src[name].shape[-1]

@@ -27,7 +27,7 @@ def cached_track(source: Path, sample_rate_hz: int, channels: int,
             return Track(str(data["name"]), data["mixture"].astype(np.float32), stems, sample_rate_hz)
     track = read(source, sample_rate_hz, channels)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
+    tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")  # one per process: runs and DDP ranks decode at once
     np.savez(tmp, name=np.array(track.name), mixture=track.mixture.astype(np.float16),
              **{f"stem_{k}": v.astype(np.float16) for k, v in track.stems.items()})
     tmp.replace(path)

@@ -1,6 +1,8 @@
 """Readers on real files: the shared MUSDB18 previews, hand-made Slakh2100 folders, plain folders."""
 from __future__ import annotations
 
+import multiprocessing
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +11,8 @@ import soundfile
 import yaml
 
 from model.audio_io import read_audio
-from model.training.data import MUSDB_STEMS, SLAKH_STEMS, list_tracks, read_folder, read_slakh, read_track, read_tracks
+from model.training.data import MUSDB_STEMS, SLAKH_STEMS, Track, list_tracks, read_folder, read_slakh, read_track, read_tracks
+from model.training.data.cache import cached_track
 from tests.helpers import MUSDB_TRAIN
 
 
@@ -98,6 +101,38 @@ def test_read_track_cache_returns_the_same_track(tmp_path, monkeypatch):
     assert second.name == "Track00001"
     for name in SLAKH_STEMS:
         np.testing.assert_allclose(second.stems[name], first.stems[name], atol=1e-3)  # float16 on disk
+
+
+_BARRIER = None  # set before forking: the decoders of test_processes_caching_one_track_at_once meet here
+
+
+def _decode_together(source: Path, sample_rate_hz: int, channels: int) -> Track:
+    """A decoder that returns only when every process has decoded, so all of them write at once."""
+    _BARRIER.wait(timeout=60)
+    noise = np.random.default_rng(0).standard_normal((channels, 4 * sample_rate_hz)).astype(np.float32)
+    return Track(source.name, noise, {"drums": noise}, sample_rate_hz)
+
+
+def _cache_once(source: str) -> str:
+    return cached_track(Path(source), 44100, 2, _decode_together).name
+
+
+def test_processes_caching_one_track_at_once_all_succeed(tmp_path, monkeypatch):
+    """Concurrent runs (and DDP ranks) decode the same songs at the same time: each must get its
+    track and leave one readable cache file, whatever the order of their writes."""
+    global _BARRIER
+    monkeypatch.setenv("STEMSTREAM_CACHE", str(tmp_path / "cache"))
+    source = tmp_path / "song.wav"
+    source.write_bytes(b"only its name, size and time key the cache")
+    ctx = multiprocessing.get_context("fork")
+    for _ in range(5):
+        shutil.rmtree(tmp_path / "cache", ignore_errors=True)
+        _BARRIER = ctx.Barrier(4)
+        with ctx.Pool(4) as pool:
+            assert pool.map(_cache_once, [str(source)] * 4) == ["song.wav"] * 4
+        assert [p.name for p in (tmp_path / "cache" / "tracks").iterdir()] == [
+            f"song.wav-{source.stat().st_size}-{int(source.stat().st_mtime)}-44100-2.npz"]
+        assert cached_track(source, 44100, 2, _decode_together).stems["drums"].shape == (2, 4 * 44100)
 
 
 def test_clear_errors_for_bad_input(tmp_path):

@@ -273,6 +273,24 @@ def test_warm_start_may_add_a_level_generator_that_starts_as_the_same_function_a
         warm_start(source, target)
 
 
+def test_warm_start_may_add_residual_units_that_start_as_the_identity_and_learn():
+    torch.manual_seed(6)
+    source = model.RQVAESeparator(small_config(mixture_consistency=True)).eval()
+    for p in source.parameters():
+        p.data.normal_(0.0, 0.2)
+    target = model.RQVAESeparator(small_config(mixture_consistency=True, residual_dilations=(1, 3))).eval()
+    warm_start(target, source)
+    x = torch.randn(2, 1, 32 * 12)
+    torch.testing.assert_close(target(x).stems, source(x).stems, rtol=0, atol=0)
+    added = target.encoder[1].units[1].out
+    target(x).stems.square().sum().backward()
+    assert float(added.weight.grad.abs().sum()) > 0  # the added unit's last conv learns from the first step
+    with pytest.raises(ValueError, match="must begin the target's"):
+        warm_start(model.RQVAESeparator(small_config(residual_dilations=(3, 1))), source)
+    with pytest.raises(ValueError, match="must begin the target's"):
+        warm_start(source, target)
+
+
 def test_warm_start_at_twice_the_rate_starts_close_to_the_source_below_its_nyquist():
     import scipy.signal
     torch.manual_seed(6)
