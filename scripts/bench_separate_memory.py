@@ -16,8 +16,9 @@ import platform
 import subprocess
 import sys
 import shutil
-import time
 from pathlib import Path
+
+from child_usage import run_child
 
 REPO = Path(__file__).resolve().parent.parent
 DEMO = REPO / "examples" / "demo.flac"
@@ -37,14 +38,7 @@ def measure(path: Path, out_dir: Path, extra: list[str]) -> dict:
     """Run ``stemstream separate path`` and return its peak RSS, wall and CPU seconds."""
     cmd = [sys.executable, "-m", "stemstream_cli", "separate", str(path), "--out", str(out_dir), "--quiet",
            "--overwrite", *extra]
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
-    err = proc.stderr.read().decode(errors="replace")
-    code = os.waitstatus_to_exitcode(status)
-    if code != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed ({code}): {err[-2000:]}")
+    wall, usage = run_child(cmd, REPO)
     seconds = os.path.getsize(path) / (44100 * 2 * 2)
     return {"input": path.name, "audio_s": round(seconds, 1), "peak_rss_mib": usage.ru_maxrss / 1024,
             "wall_s": round(wall, 1), "cpu_s": round(usage.ru_utime + usage.ru_stime, 1),

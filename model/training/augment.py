@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .data.track import Track
+from .data.track import Track, residual
 
 
 class RemixSampler:
@@ -37,8 +37,8 @@ class RemixSampler:
             if weights.sum() <= 0:
                 raise ValueError("every usable track has weight 0; give some track a positive weight")
             self.track_p = weights / weights.sum()
-        self.rests = [t.mixture - sum((t.stems[k] for k in stems if k in t.stems), np.zeros_like(t.mixture))
-                      for t in usable]  # [C, T] each
+        self.rests = [residual(t.mixture, (t.stems[k] for k in stems if k in t.stems))
+                      for t in usable]  # [C, T] each, in the tracks' dtype
         self.stems = stems
         self.segment_samples = segment_samples
         self.remix_prob = remix_prob
@@ -52,7 +52,7 @@ class RemixSampler:
         audio = self.rests[index] if stem is None else self.tracks[index].stems.get(stem)
         if audio is None:
             return np.zeros(self.segment_samples, np.float32)
-        piece = audio[:, offset:offset + self.segment_samples]
+        piece = audio[:, offset:offset + self.segment_samples].astype(np.float32)  # tracks may be float16
         choice = self.rng.integers(piece.shape[0] + 1)
         mono = piece.mean(0) if choice == piece.shape[0] else piece[choice]
         return mono * (1.0 if self.rng.random() < 0.5 else -1.0)

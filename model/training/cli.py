@@ -157,7 +157,8 @@ def _add_train(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--extra-format", default=None, choices=(*FORMATS, "packed"), help="layout of --extra-data")
     p.add_argument("--init-from", default="", metavar="MODEL",
                    help="start from a trained model (shipped name or directory) of the same architecture, "
-                        "or the same with a longer analysis basis, an added level generator, or a whole multiple "
+                        "or the same with a longer analysis basis, more basis rows, an added level generator, "
+                        "residual units added after its own (each starts as the identity), or a whole multiple "
                         "of its rate (first stride as many times longer); stems it lacks start from its 'other' stem")
     p.set_defaults(func=_run_train, user_errors=_DATA_ERRORS)
 

@@ -40,6 +40,7 @@ PRESETS = {"slakh4": slakh_config, "musdb4": partial(musdb_config, mixture_consi
            "slakh4-offline": partial(slakh_config, causal=False, temporal="bilstm"),
            "musdb4-offline": partial(musdb_config, causal=False, temporal="bilstm")}
 CHECKPOINT_FILE = "checkpoint.pt"
+TRAINING_DTYPE = np.float16  # training songs in memory: the decoded-track cache's precision, half of float32's bytes
 
 
 @dataclass(frozen=True)
@@ -135,15 +136,17 @@ def model_config(spec: str) -> SeparatorConfig:
     return SeparatorConfig.load(path)
 
 
-def load_tracks(directory: str, fmt: str, sample_rate_hz: int) -> list[Track]:
-    """Every track of ``directory`` in layout ``fmt`` at ``sample_rate_hz``, stereo, sorted by name."""
+def load_tracks(directory: str, fmt: str, sample_rate_hz: int, dtype: type = np.float32) -> list[Track]:
+    """Every track of ``directory`` in layout ``fmt`` at ``sample_rate_hz``, stereo, sorted by name,
+    its signals as ``dtype``: training holds its songs as ``np.float16`` (the precision of the
+    decoded-track cache, half the memory), each converted as it is read."""
     if fmt == "packed":
         tracks = read_packed(directory)
         if tracks and tracks[0].sample_rate_hz != sample_rate_hz:
             raise ValueError(f"{directory} holds {tracks[0].sample_rate_hz} Hz audio; the model needs {sample_rate_hz} Hz")
     else:  # decoding (ffmpeg, FLAC + resampling) is slow: decode once, then read the disk cache
-        tracks = list(read_tracks(directory, fmt, sample_rate_hz, 2, cache=True))
-    return sorted(tracks, key=lambda t: t.name)
+        tracks = read_tracks(directory, fmt, sample_rate_hz, 2, cache=True)
+    return sorted((t.astype(dtype) for t in tracks), key=lambda t: t.name)
 
 
 def split_tracks(tracks: list[Track], n_valid: int) -> tuple[list[Track], list[Track]]:
@@ -174,6 +177,7 @@ def validate(net: RQVAESeparator, tracks: list[Track]) -> dict[str, float]:
     stems = net.config.stems
     rows = []
     for track in tracks:
+        track = track.astype(np.float32)
         refs = np.stack([track.stems.get(s, np.zeros_like(track.mixture)) for s in stems])  # [S, C, T]
         n = track.num_samples - track.num_samples % net.frame_size
         delay = net.config.output_delay_samples
@@ -271,7 +275,7 @@ class Trainer:
         self.loss = SeparationLoss(self.config.sample_rate_hz, log_mel_weight=s.log_mel_weight,
                                    snr_weight=s.snr_weight,
                                    stem_weights=parse_stem_weights(s.stem_weights, self.config.stems)).to(self.device)
-        tracks = load_tracks(s.data, s.format, self.config.sample_rate_hz)
+        tracks = load_tracks(s.data, s.format, self.config.sample_rate_hz, TRAINING_DTYPE)
         self.train_tracks, self.valid_tracks = split_tracks(tracks, s.valid_tracks)
         segment = int(s.segment_s * self.config.sample_rate_hz) // self.config.frame_size * self.config.frame_size
         train_tracks, weights = self._with_extra_data(self.train_tracks)
@@ -305,7 +309,7 @@ class Trainer:
         if not s.extra_format:
             raise ValueError("--extra-data needs --extra-format (its layout)")
         extra = [t.onto_stems(self.config.stems)
-                 for t in load_tracks(s.extra_data, s.extra_format, self.config.sample_rate_hz)]
+                 for t in load_tracks(s.extra_data, s.extra_format, self.config.sample_rate_hz, TRAINING_DTYPE)]
         weights = [(1 - s.extra_share) / len(tracks)] * len(tracks) + [s.extra_share / len(extra)] * len(extra)
         return tracks + extra, weights
 

@@ -1,6 +1,7 @@
 """The multitrack type every reader returns."""
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -10,7 +11,8 @@ CATCH_ALL_STEM = "other"  # a stem set's stem for every instrument its other ste
 
 @dataclass
 class Track:
-    """One song: ``mixture [C, T]`` and ``stems`` name -> ``[C, T]`` float32 at ``sample_rate_hz``."""
+    """One song: ``mixture [C, T]`` and ``stems`` name -> ``[C, T]`` at ``sample_rate_hz``, float32
+    (float16 where training holds many songs in memory: :meth:`astype`)."""
 
     name: str
     mixture: np.ndarray
@@ -20,6 +22,13 @@ class Track:
     @property
     def num_samples(self) -> int:
         return self.mixture.shape[-1]
+
+    def astype(self, dtype: type) -> "Track":
+        """The same track with every signal as ``dtype`` (itself when they already are)."""
+        if self.mixture.dtype == dtype and all(v.dtype == dtype for v in self.stems.values()):
+            return self
+        return Track(self.name, self.mixture.astype(dtype), {k: v.astype(dtype) for k, v in self.stems.items()},
+                     self.sample_rate_hz)
 
     def to_mono(self) -> "Track":
         """The same track with every signal averaged over its channels (``[1, T]``)."""
@@ -35,5 +44,13 @@ class Track:
         guitar, piano and the rest; no vocals."""
         kept = {k: v for k, v in self.stems.items() if k in stems}
         if CATCH_ALL_STEM in stems and CATCH_ALL_STEM not in kept:
-            kept[CATCH_ALL_STEM] = self.mixture - sum(kept.values(), np.zeros_like(self.mixture))
+            kept[CATCH_ALL_STEM] = residual(self.mixture, kept.values())
         return Track(self.name, self.mixture, kept, self.sample_rate_hz)
+
+
+def residual(mixture: np.ndarray, parts: Iterable[np.ndarray]) -> np.ndarray:
+    """``mixture - sum(parts)`` ``[C, T]``, summed in float32 and returned in ``mixture``'s dtype."""
+    rest = mixture.astype(np.float32)
+    for part in parts:
+        rest -= part
+    return rest.astype(mixture.dtype, copy=False)

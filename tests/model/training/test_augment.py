@@ -31,6 +31,21 @@ def test_rest_is_silent_when_the_stems_make_up_the_mixture():
     assert np.abs(batch[:, 2]).max() < 1e-6
 
 
+def test_float16_songs_give_the_float32_batches_of_the_same_songs():
+    """Training holds its songs as float16 (half the memory); batches stay float32 and equal, to
+    float16's rounding of the rest, what the same songs held as float32 give."""
+    rng = np.random.default_rng(1)
+    stems = {k: (0.2 * rng.standard_normal((2, 3000))).astype(np.float16) for k in ("vocals", "drums")}
+    strings = (0.1 * rng.standard_normal((2, 3000))).astype(np.float16)
+    half = Track("song", (stems["vocals"] + stems["drums"] + strings), stems, 22050)
+    full = half.astype(np.float32)
+    batches = [RemixSampler([t, t], ("vocals", "drums"), 600, seed=2).batch(6, step=4) for t in (half, full)]
+    assert batches[0].dtype == batches[1].dtype == np.float32
+    assert np.abs(batches[1]).max() > 0.05
+    np.testing.assert_allclose(batches[0], batches[1], rtol=0, atol=2e-3)
+    assert half.astype(np.float16) is half and full.mixture.dtype == np.float32
+
+
 def _constant_track(name: str, value: float, n: int = 2000) -> Track:
     """A track whose every sample of its one stem is ``value``: reveals which track was drawn."""
     stem = np.full((1, n), value, np.float32)
