@@ -160,21 +160,35 @@ class RQVAESeparator(nn.Module):
         b, n_stems = mixture.shape[0], len(self.config.stems)
         if self.config.output == "mask":
             masks = torch.sigmoid(self.mask(F.elu(x)))  # [B, S * C0, T0]
-            # bias_free_masking: the masks gate the mixture's own coefficients (the basis without
-            # the analysis bias), so digital silence in gives exact zeros out
-            coefficients = (basis - self.encoder[0].down.conv.bias.view(1, -1, 1)
-                            if self.config.bias_free_masking else basis)
+            coefficients = self.mask_coefficients(basis)
             per_stem = coefficients.unsqueeze(1)  # [B, 1, C0, T0]
             if self.generator is not None:
                 level = frame_level(coefficients, self.config.basis_steps_per_frame).unsqueeze(1)  # [B, 1, 1, T0]
                 per_stem = per_stem + self.generator.view(1, n_stems, -1, 1) * level
-            masked = masks.view(b, n_stems, basis.shape[1], -1) * per_stem
-            stems = self.synthesis(masked.flatten(1, 2))
+            stems = self.synthesize(masks.view(b, n_stems, basis.shape[1], -1) * per_stem, mixture)
         else:
-            stems = self.head(F.elu(x))
-        if self.mixture_delay is not None:
-            stems = stems + (self.mixture_delay(mixture) - stems.sum(1, keepdim=True)) / n_stems
+            stems = self.consistent(self.head(F.elu(x)), mixture)
         return SeparatorOutput(stems, q.codes, q.commitment_loss, q.codebook_loss)
+
+    def mask_coefficients(self, basis: torch.Tensor) -> torch.Tensor:
+        """What the masks gate: the first level's output ``basis [B, C0, T0]``, without its
+        analysis bias when ``config.bias_free_masking`` (so digital silence in gives exact zeros
+        out) -> ``[B, C0, T0]``."""
+        if not self.config.bias_free_masking:
+            return basis
+        return basis - self.encoder[0].down.conv.bias.view(1, -1, 1)
+
+    def synthesize(self, masked: torch.Tensor, mixture: torch.Tensor) -> torch.Tensor:
+        """Masked coefficients ``[B, S, C0, T0]`` -> stems ``[B, S, T]`` (each stem's synthesis,
+        then mixture consistency against ``mixture [B, 1, T]``). Mask models only."""
+        return self.consistent(self.synthesis(masked.flatten(1, 2)), mixture)
+
+    def consistent(self, stems: torch.Tensor, mixture: torch.Tensor) -> torch.Tensor:
+        """With ``config.mixture_consistency``, ``stems [B, S, T]`` share out equally what they
+        miss of ``mixture [B, 1, T]`` (delayed by ``output_delay_samples``); else unchanged."""
+        if self.mixture_delay is None:
+            return stems
+        return stems + (self.mixture_delay(mixture) - stems.sum(1, keepdim=True)) / stems.shape[1]
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

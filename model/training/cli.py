@@ -100,13 +100,17 @@ def _add_eval(subparsers: argparse._SubParsersAction) -> None:
                    help="rate for the 'mixture' baseline (default: the default model config's)")
     p.add_argument("--n-q", type=int, default=None,
                    help="run the models with their first N quantizers (default: all; for the n_q curve)")
+    p.add_argument("--oracle", choices=("psm", "irm"), default=None,
+                   help="score each mask model's ideal masks (from the true stems) over its own basis and "
+                        "synthesis instead of its network: the ceiling of its output head ('mixture' stays "
+                        "the baseline)")
     p.set_defaults(func=_run_eval, user_errors=_EVAL_ERRORS)
 
 
 def _run_eval(args: argparse.Namespace) -> int:
     import json
 
-    from .evaluate import evaluate, format_table
+    from .evaluate import MIXTURE_BASELINE, evaluate, format_table
 
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit must be 1 or more tracks, got {args.limit}")
@@ -115,6 +119,7 @@ def _run_eval(args: argparse.Namespace) -> int:
     names = [n.strip() for n in args.tracks.split(",") if n.strip()] if args.tracks else None
     results = [evaluate(name, args.data, args.format, args.limit, names, sdr=not args.no_sdr, channels=args.channels,
                         device=args.device, sample_rate_hz=args.sample_rate_hz, n_q=args.n_q,
+                        oracle=None if name == MIXTURE_BASELINE else args.oracle,
                         progress=lambda line, m=name: print(f"[{m}] {line}", file=sys.stderr))
                for name in args.model]
     print(format_table(results))

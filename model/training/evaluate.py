@@ -25,6 +25,8 @@ score: it is listed in ``absent_stems``, never scored as NaN (and ``mean_si_sdri
 when no stem was scored). Side by side, :func:`format_table` averages over the stems every
 result scored and names them. Reference stems the model lacks stay in the mixture.
 ``name_or_path="mixture"`` scores the mixture as every estimate (0 dB SI-SDRi by construction).
+``oracle="psm"`` or ``"irm"`` scores a mask model's ideal masks instead of its network's
+(:mod:`model.training.oracle`: the ceiling of its basis and synthesis), run offline.
 """
 from __future__ import annotations
 
@@ -43,6 +45,7 @@ from ..config import SeparatorConfig
 from .data.readers import list_tracks, read_track
 from .data.track import Track
 from .metrics import PROTOCOL_RATE_HZ, to_protocol_rate, windowed_si_sdri
+from .oracle import ORACLE_MASKS, oracle_stems
 from ..runtime import StreamingSeparator
 from ..separator import RQVAESeparator
 
@@ -77,6 +80,12 @@ class EvalResult:
     wall_s: float = 0.0   # time taken: reading, separating and scoring
     absent_stems: list[str] = field(default_factory=list)  # shared with the data but silent throughout
     n_q: int | None = None  # quantizers the model used (None: the mixture baseline)
+    oracle: str | None = None  # the ideal masks scored instead of the network's (None: the network)
+
+    @property
+    def label(self) -> str:
+        """The model's name, and the oracle masks scored in its place if any."""
+        return self.model if self.oracle is None else f"{self.model} [oracle {self.oracle}]"
 
     def to_json(self) -> dict:
         out = asdict(self)
@@ -95,21 +104,29 @@ def _finite_or_none(score: dict) -> dict:
 
 class _Estimator:
     """Stem estimates ``[S, C, T]`` for a track's mixture: a causal model streamed, a non-causal
-    model (the paper's arrangement, for comparison) run offline on the whole track, or the
-    mixture baseline."""
+    model (the paper's arrangement, for comparison) run offline on the whole track, a model's
+    oracle masks (offline), or the mixture baseline."""
 
-    def __init__(self, name_or_path: str, device: str, sample_rate_hz: int | None, n_q: int | None = None) -> None:
+    def __init__(self, name_or_path: str, device: str, sample_rate_hz: int | None, n_q: int | None = None,
+                 oracle: str | None = None) -> None:
         self.name = name_or_path
         self.n_q: int | None = None
+        self.oracle = oracle
         self.runtime: StreamingSeparator | None = None
         self.offline: RQVAESeparator | None = None
+        if oracle is not None and oracle not in ORACLE_MASKS:
+            raise ValueError(f"unknown oracle mask {oracle!r}: choose one of {', '.join(ORACLE_MASKS)}")
         if name_or_path == MIXTURE_BASELINE:
+            if oracle is not None:
+                raise ValueError("the mixture baseline has no masks: oracle masks need a mask model")
             self.stems: tuple[str, ...] | None = None  # every stem the data has
             self.sample_rate_hz = sample_rate_hz or SeparatorConfig().sample_rate_hz
             return
         net = load_separator(name_or_path)
-        self.n_q = net.quantizer.check_n_q(n_q)
-        if net.config.causal:
+        if oracle is not None and net.config.output != "mask":
+            raise ValueError(f"model {name_or_path} has output={net.config.output!r}: oracle masks need a mask model")
+        self.n_q = None if oracle is not None else net.quantizer.check_n_q(n_q)
+        if net.config.causal and oracle is None:
             self.runtime = StreamingSeparator(net, device=device, n_q=self.n_q)
         else:
             self.offline = net.to(device)
@@ -126,7 +143,10 @@ class _Estimator:
     def estimate(self, track: Track, names: list[str]) -> np.ndarray:
         if self.stems is None:
             return np.broadcast_to(track.mixture, (len(names),) + track.mixture.shape)
-        if self.runtime is not None:
+        if self.oracle is not None:
+            references = np.stack([track.stems.get(s, np.zeros_like(track.mixture)) for s in self.stems])
+            stems = oracle_stems(self.offline, track.mixture, references, self.oracle)
+        elif self.runtime is not None:
             stems = self.runtime.separate(track.mixture)  # [S_model, C, T]
         else:
             stems = _run_offline(self.offline, track.mixture, self.n_q)
@@ -167,15 +187,16 @@ def _museval_sdr(estimates: np.ndarray, references: np.ndarray, sample_rate_hz: 
 def evaluate(name_or_path: str, data: str | Path, format: str, limit: int | None = None,
              names: Sequence[str] | None = None, sdr: bool = True, channels: int = 2, device: str = "cpu",
              sample_rate_hz: int | None = None, progress: Callable[[str], None] | None = None,
-             n_q: int | None = None) -> EvalResult:
+             n_q: int | None = None, oracle: str | None = None) -> EvalResult:
     """Score the model ``name_or_path`` (a shipped name, a checkpoint folder, or ``"mixture"``) on ``data``.
 
     Tracks are read at the model's rate (``sample_rate_hz`` for the mixture baseline, default
     the default config's 22.05 kHz) with ``channels`` channels. ``sdr=False`` skips museval.
     ``n_q`` runs the model with its first ``n_q`` quantizers (default all; ignored by the baseline).
+    ``oracle`` (``"psm"`` or ``"irm"``) scores the model's ideal masks instead (its ``n_q`` is None).
     """
     wall0 = time.perf_counter()
-    estimator = _Estimator(name_or_path, device, sample_rate_hz, n_q)
+    estimator = _Estimator(name_or_path, device, sample_rate_hz, n_q, oracle)
     rate = estimator.sample_rate_hz
     paths = list_tracks(data, format, names, limit)
     windows: dict[str, list[np.ndarray]] = {}
@@ -216,7 +237,7 @@ def evaluate(name_or_path: str, data: str | Path, format: str, limit: int | None
                              int(active.size), float(np.nanmean(full)) if np.isfinite(full).any() else math.nan)
     mean = float(np.mean([s.si_sdri_db for s in stems.values()])) if stems else None
     return EvalResult(name_or_path, len(track_names), stems, mean, str(data), format, rate, track_names,
-                      round(audio_s, 3), round(time.perf_counter() - wall0, 3), absent, estimator.n_q)
+                      round(audio_s, 3), round(time.perf_counter() - wall0, 3), absent, estimator.n_q, oracle)
 
 
 def common_stems(results: Sequence[EvalResult]) -> list[str]:
@@ -238,7 +259,7 @@ def format_table(results: list[EvalResult]) -> str:
     each result over the stems all of them scored, and a line below names those stems.
     """
     stems = list(dict.fromkeys(s for r in results for s in r.stems))
-    head = f"{'stem':<10}" + "".join(f" | {r.model[-24:]:>24} {'SDR dB':>7} {'windows':>7}" for r in results)
+    head = f"{'stem':<10}" + "".join(f" | {r.label[-24:]:>24} {'SDR dB':>7} {'windows':>7}" for r in results)
     sub = f"{'':<10}" + "".join(f" | {'SI-SDRi dB':>24} {'':>7} {'':>7}" for _ in results)
     lines = [head, sub, "-" * len(head)]
 

@@ -13,6 +13,7 @@ import model
 from model.training.data import read_tracks
 from model.training.evaluate import _run_offline, evaluate
 from model.training.metrics import windowed_si_sdri
+from model.training.oracle import oracle_stems
 from model.training.render.dataset import TEST_SOUNDFONT, render_dataset
 from stemstream_cli import main
 from tests.helpers import MUSDB_TRAIN, small_config
@@ -224,3 +225,45 @@ def test_a_44k_model_is_scored_at_the_papers_rate_and_over_its_whole_band(tmp_pa
         if s in result.stems:
             assert result.stems[s].si_sdri_fullband_db == pytest.approx(float(full[j]), abs=1e-3)
             assert result.stems[s].si_sdri_db == pytest.approx(float(paper[j]), abs=1e-3)
+
+
+def test_oracle_masks_give_back_a_stem_that_is_the_whole_mixture(tiny_model):
+    net = model.load_separator(tiny_model)  # untrained: its basis and synthesis are still a tight frame
+    rng = np.random.default_rng(3)
+    mixture = rng.standard_normal((2, 3000)).astype(np.float32) * 0.1
+    alone = np.zeros((4, 2, 3000), np.float32)
+    alone[2] = mixture
+    for kind in ("psm", "irm"):
+        stems = oracle_stems(net, mixture, alone, kind)
+        assert stems.shape == (4, 2, 3000)
+        np.testing.assert_allclose(stems[2], mixture, atol=1e-5)
+        assert np.abs(stems[[0, 1, 3]]).max() < 1e-5
+    split = rng.dirichlet(np.ones(4), size=3000).T[:, None, :].astype(np.float32) * mixture  # [4, 2, T]
+    consistent = model.RQVAESeparator(small_config(mixture_consistency=True)).eval()
+    stems = oracle_stems(consistent, mixture, split, "psm")
+    np.testing.assert_allclose(stems.sum(0), mixture, atol=1e-5)  # mixture consistency still holds
+    assert np.abs(oracle_stems(net, mixture, split, "psm").sum(0) - mixture).max() > 1e-3  # (without it, not exact)
+
+
+def test_oracle_scores_are_the_ceiling_and_say_so(data, tiny_model, tmp_path, capsys):
+    args = ["--data", str(data), "--format", "slakh", "--no-sdr", "--channels", "1"]
+    ours = _run(["--model", str(tiny_model), *args], tmp_path / "net.json")
+    both = _run(["--model", str(tiny_model), "mixture", "--oracle", "psm", *args], tmp_path / "oracle.json")
+    oracle, mix = both
+    assert oracle["oracle"] == "psm" and oracle["n_q"] is None and mix["oracle"] is None
+    assert ours["oracle"] is None
+    for stem, score in oracle["stems"].items():  # ideal masks beat the untrained network on every stem
+        assert score["si_sdri_db"] > ours["stems"][stem]["si_sdri_db"] + 3.0
+        assert mix["stems"][stem]["si_sdri_db"] == 0.0
+    assert "[oracle psm]" in capsys.readouterr().out
+
+
+def test_oracle_needs_a_mask_model(data, tmp_path):
+    net = model.RQVAESeparator(small_config(output="waveform")).eval()
+    path = model.save_separator(net, tmp_path / "wave")
+    with pytest.raises(ValueError, match="oracle masks need a mask model"):
+        evaluate(str(path), data, "slakh", sdr=False, channels=1, oracle="psm")
+    with pytest.raises(ValueError, match="unknown oracle mask"):
+        evaluate(str(path), data, "slakh", sdr=False, channels=1, oracle="ibm")
+    with pytest.raises(ValueError, match="oracle masks need a mask model"):
+        oracle_stems(net, np.zeros((1, 64), np.float32), np.zeros((4, 1, 64), np.float32), "psm")
