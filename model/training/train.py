@@ -235,6 +235,19 @@ def _deferred_stop_signals() -> Iterator[list[signal.Signals]]:
             signal.signal(sig, handler)
 
 
+def _drop_rows_after(path: Path, step: int) -> None:
+    """Drop the rows of the CSV log ``path`` (first column: the step) after ``step``, so that a
+    run resumed from its checkpoint at ``step`` logs every step once. No file: nothing to do."""
+    if not path.is_file():
+        return
+    header, *rows = path.read_text().splitlines(keepends=True)
+    kept = [r for r in rows if int(r.split(",", 1)[0]) <= step]
+    if len(kept) < len(rows):
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(header + "".join(kept))
+        tmp.replace(path)
+
+
 class Trainer:
     """One training run (a rank of it under ``torchrun``)."""
 
@@ -294,6 +307,8 @@ class Trainer:
             self.out.mkdir(parents=True, exist_ok=True)
             (self.out / "settings.json").write_text(json.dumps(dataclasses.asdict(s), indent=2) + "\n")
             (self.out / "valid_tracks.txt").write_text("".join(t.name + "\n" for t in self.valid_tracks))
+            for name in ("log.csv", "valid.csv"):  # a run stopped between checkpoints logged steps it redoes now
+                _drop_rows_after(self.out / name, self.step)
 
     def _with_extra_data(self, tracks: list[Track]) -> tuple[list[Track], list[float] | None]:
         """``tracks`` and, with ``extra_data``, its tracks seen through the model's stems

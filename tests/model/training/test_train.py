@@ -82,6 +82,18 @@ def test_resume_continues_from_the_saved_step(musdb_subset, tmp_path):
     assert (out / "valid.csv").is_file()
 
 
+def test_a_run_killed_between_checkpoints_logs_each_step_once_after_resume(musdb_subset, tmp_path):
+    out = tmp_path / "run"
+    train(settings(musdb_subset, out, steps=4, valid_every=1))
+    shutil.copy(out / "checkpoint.pt", tmp_path / "at4.pt")
+    train(settings(musdb_subset, out, steps=6, valid_every=1), resume=True)
+    shutil.copy(tmp_path / "at4.pt", out / "checkpoint.pt")  # as if killed at step 6 before its checkpoint
+    train(settings(musdb_subset, out, steps=7, valid_every=1), resume=True)  # redoes steps 5 and 6
+    for name in ("log.csv", "valid.csv"):
+        with (out / name).open() as f:
+            assert [int(r["step"]) for r in csv.DictReader(f)] == [1, 2, 3, 4, 5, 6, 7], name
+
+
 def _cli(*args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1"}
     return subprocess.run([sys.executable, "-m", "stemstream_cli", "train", *args], env=env, capture_output=True,
