@@ -251,8 +251,10 @@ def _masked_synthesis(x, mask_weight, mask_bias, basis, basis_bias, generator, s
     each stem's grouped transposed conv decodes it into ``stems [S, N, T * stride]``.
 
     ``mask_weight [C0, S * CB]``, ``synth_weight [S, CB, K]``, ``synth_bias [S]``; work
-    ``masks [S * CB]``; state ``overlap [N, S, K - stride + T * stride]`` (stem-major).
-    ``CB``, the basis's rows, is ``C0`` unless the config's ``basis_channels`` says more.
+    ``masks [S * CB]`` (the masks, then the masked coefficients); state ``overlap [N, S,
+    K - stride + T * stride]`` (stem-major). ``CB``, the basis's rows, is ``C0`` unless the
+    config's ``basis_channels`` says more. Everything per sample stays float32 (the level too),
+    so the synthesis's inner loop is a float32 multiply-add over ``K`` contiguous taps.
     """
     n_streams, t_len, c0 = x.shape
     cb = basis.shape[2]
@@ -264,7 +266,7 @@ def _masked_synthesis(x, mask_weight, mask_bias, basis, basis_bias, generator, s
         for s in range(n_stems):
             for r in range(tail, tail + n_out):
                 overlap[n, s, r] = 0.0
-        level = 0.0
+        level = np.float32(0.0)
         for t in range(t_len):
             if generating and t % steps_per_frame == 0:  # a new frame: its level from all of its steps
                 energy = 0.0
@@ -273,7 +275,7 @@ def _masked_synthesis(x, mask_weight, mask_bias, basis, basis_bias, generator, s
                         v = basis[n, u, c] - basis_bias[c]
                         energy += v * v
                 energy /= steps_per_frame * cb
-                level = energy / math.sqrt(energy + LEVEL_EPS)
+                level = np.float32(energy / math.sqrt(energy + LEVEL_EPS))
             for m in range(n_stems * cb):
                 masks[m] = mask_bias[m]
             for i in range(c0):
@@ -282,15 +284,18 @@ def _masked_synthesis(x, mask_weight, mask_bias, basis, basis_bias, generator, s
                 for m in range(n_stems * cb):
                     masks[m] += w[m] * v
             for s in range(n_stems):
-                dst = overlap[n, s]
                 for c in range(cb):
                     coefficient = basis[n, t, c] - basis_bias[c]
                     if generating:
                         coefficient += generator[s, c] * level
-                    a = _sigmoid(masks[s * cb + c]) * coefficient
+                    masks[s * cb + c] = _sigmoid(masks[s * cb + c]) * coefficient
+            for s in range(n_stems):
+                dst = overlap[n, s, t * stride:t * stride + k]
+                for c in range(cb):
+                    a = masks[s * cb + c]
                     w = synth_weight[s, c]
                     for j in range(k):
-                        dst[t * stride + j] += w[j] * a
+                        dst[j] += w[j] * a
         for s in range(n_stems):
             for r in range(n_out):
                 stems[s, n, r] = overlap[n, s, r] + synth_bias[s]

@@ -30,6 +30,7 @@ flat list of kernel calls over those fixed arrays, so ``step`` allocates no arra
 from __future__ import annotations
 
 import abc
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -586,6 +587,22 @@ class NumbaFrameStep:
         for kernel, args in self._program:
             kernel(*args)
         np.copyto(out, self._stems)
+
+    def kernel_times_s(self, frames: np.ndarray) -> list[tuple[str, float]]:
+        """Step through ``frames [T, C, F]`` timing each kernel call: ``(kernel name, mean seconds
+        per frame)`` in the order the step runs them (a layer type appears once per layer).
+        Advances the state like :meth:`step`; for benchmarks (``python -m model.bench --kernels``)."""
+        if frames.ndim != 3 or frames.shape[1:] != self._input_2d.shape:
+            raise ValueError(f"expected frames [T, {self.channels}, {self.frame_size}], got {frames.shape}")
+        totals = np.zeros(len(self._program))
+        for frame in frames:
+            np.copyto(self._input_2d, frame)
+            for i, (kernel, args) in enumerate(self._program):
+                t0 = time.perf_counter()
+                kernel(*args)
+                totals[i] += time.perf_counter() - t0
+        names = [kernel.__name__.removeprefix("_").removesuffix("_gil") for kernel, _ in self._program]
+        return [(name, total / len(frames)) for name, total in zip(names, totals)]
 
 
 def _check_supported(net: RQVAESeparator) -> None:

@@ -1,6 +1,7 @@
 """The numba frame step equals the torch streaming path: outputs, buffering, reset, n_q, NaN, errors."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -8,6 +9,7 @@ import pytest
 import torch
 
 import model
+from model.bench import main as bench
 from model.blocks import CausalConvStack, ResidualUnit
 from model.numba_step import NumbaFrameStep
 from model.streaming import StreamingState
@@ -290,3 +292,29 @@ def test_states_follow_the_streaming_state_contract():
     step.reset()
     assert all(np.abs(a).max() == 0 for a in arrays)
     assert [id(a) for a in arrays] == [id(a) for s in step.states() for a in s.arrays()]
+
+
+def test_kernel_times_run_the_step_itself(tmp_path):
+    net = random_net(level_generator=True, mixture_consistency=True)
+    rng = np.random.default_rng(5)
+    frames = (0.1 * rng.standard_normal((6, 2, net.frame_size))).astype(np.float32)
+    stepped, timed = NumbaFrameStep(net, channels=2), NumbaFrameStep(net, channels=2)
+    out = np.zeros((len(net.config.stems), 2, net.frame_size), np.float32)
+    for frame in frames:
+        stepped.step(frame, out)
+    times = timed.kernel_times_s(frames)
+    assert [name for name, _ in times][0] == "causal_conv" and times[-1][0] == "mixture_consistency"
+    assert "masked_synthesis" in dict(times) and all(t > 0 for _, t in times)
+    following = (0.1 * rng.standard_normal((2, net.frame_size))).astype(np.float32)
+    expected, got = np.empty_like(out), np.empty_like(out)
+    stepped.step(following, expected)
+    timed.step(following, got)
+    np.testing.assert_array_equal(got, expected)  # the timed run advanced the state exactly as step
+    with pytest.raises(ValueError, match="expected frames"):
+        timed.kernel_times_s(frames[:, :1])
+    path = model.save_separator(net, tmp_path / "net")
+    assert bench(["--model", str(path), "--json", str(tmp_path / "b.json"), "--kernels", "--frames", "5"]) == 0
+    result = json.loads((tmp_path / "b.json").read_text())["numba_kernels"]
+    assert result["frames"] == 5 and len(result["kernels"]) == len(times)
+    assert sum(k["share"] for k in result["kernels"]) == pytest.approx(1.0)
+    assert result["mean_load"] == pytest.approx(result["total_us"] / result["frame_us"])
