@@ -92,7 +92,9 @@ def _add_eval(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--json", type=Path, default=None, metavar="OUT",
                    help="write the scores as JSON (one object; a list of objects for several models)")
     p.add_argument("--limit", type=int, default=None, help="score only the first N tracks")
-    p.add_argument("--tracks", default=None, help="comma-separated track names to score")
+    p.add_argument("--tracks", default=None,
+                   help="comma-separated track names to score, or @FILE: one name per line (names with "
+                        "commas; a run's valid_tracks.txt)")
     p.add_argument("--no-sdr", action="store_true", help="skip museval's SDR (slow: about 5 s per stem-minute)")
     p.add_argument("--channels", type=int, default=2, help="channels read from the data (each scored as mono)")
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where the models run (default cpu)")
@@ -107,6 +109,19 @@ def _add_eval(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_run_eval, user_errors=_EVAL_ERRORS)
 
 
+def _track_names(spec: str) -> list[str]:
+    """``--tracks``: ``"a,b"`` -> names; ``"@FILE"`` -> the file's non-empty lines (names may hold commas)."""
+    if not spec.startswith("@"):
+        return [n.strip() for n in spec.split(",") if n.strip()]
+    path = Path(spec[1:])
+    if not path.is_file():
+        raise ValueError(f"--tracks {spec}: no file {path}; give @FILE with one track name per line")
+    names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    if not names:
+        raise ValueError(f"--tracks {spec}: {path} names no track; write one track name per line")
+    return names
+
+
 def _run_eval(args: argparse.Namespace) -> int:
     import json
 
@@ -116,7 +131,7 @@ def _run_eval(args: argparse.Namespace) -> int:
         raise ValueError(f"--limit must be 1 or more tracks, got {args.limit}")
     if args.channels < 1 or (args.sample_rate_hz is not None and args.sample_rate_hz < 1):
         raise ValueError("--channels and --sample-rate-hz must be positive")
-    names = [n.strip() for n in args.tracks.split(",") if n.strip()] if args.tracks else None
+    names = _track_names(args.tracks) if args.tracks else None
     results = [evaluate(name, args.data, args.format, args.limit, names, sdr=not args.no_sdr, channels=args.channels,
                         device=args.device, sample_rate_hz=args.sample_rate_hz, n_q=args.n_q,
                         oracle=None if name == MIXTURE_BASELINE else args.oracle,

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -267,3 +268,21 @@ def test_oracle_needs_a_mask_model(data, tmp_path):
         evaluate(str(path), data, "slakh", sdr=False, channels=1, oracle="ibm")
     with pytest.raises(ValueError, match="oracle masks need a mask model"):
         oracle_stems(net, np.zeros((1, 64), np.float32), np.zeros((4, 1, 64), np.float32), "psm")
+
+
+def test_tracks_from_a_file_name_tracks_with_commas(data, tmp_path, capsys):
+    copy = tmp_path / "data"
+    shutil.copytree(data, copy)
+    first = sorted(p for p in copy.iterdir() if p.is_dir())[0]
+    first.rename(copy / "Jokers, Jacks & Kings")  # a real MUSDB name has a comma
+    names = tmp_path / "names.txt"
+    names.write_text("Jokers, Jacks & Kings\n\n")
+    result = _run(["--model", "mixture", "--data", str(copy), "--format", "slakh", "--no-sdr", "--channels", "1",
+                   "--tracks", f"@{names}"], tmp_path / "r.json")
+    assert result["track_names"] == ["Jokers, Jacks & Kings"]
+    args = ["eval", "--model", "mixture", "--data", str(copy), "--format", "slakh", "--no-sdr"]
+    assert main([*args, "--tracks", f"@{tmp_path / 'absent.txt'}"]) == 2
+    assert "give @FILE with one track name per line" in capsys.readouterr().err
+    (tmp_path / "empty.txt").write_text("\n")
+    assert main([*args, "--tracks", f"@{tmp_path / 'empty.txt'}"]) == 2
+    assert "names no track" in capsys.readouterr().err
